@@ -1,0 +1,7 @@
+"""Azure Functions entry point (Python v2 model): builds the app from the function modules. No logic here."""
+
+import azure.functions as func
+
+from functions.http_api import api, http_auth_level
+
+app = func.AsgiFunctionApp(app=api, http_auth_level=http_auth_level())

@@ -1,0 +1,257 @@
+"""The job management API (HTTP trigger): FastAPI served through `func.AsgiFunctionApp`.
+
+Routes carry the `/api` prefix because the Functions host hands the ASGI app the
+full path; the local stack serves exactly the same paths. Each route parses,
+calls a service and maps the result; errors become problem+json in
+`shared/api/problems.py`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+import azure.functions as func
+from fastapi import Depends, FastAPI, Header, Query, Request, Response
+from fastapi import Path as PathParam
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from shared.adapters.job_store import JobQuery
+from shared.api import problems
+from shared.api.identity import TENANT_HEADER, Caller, caller_from_headers, tenant_for
+from shared.api.schemas import (
+    AuditListOut,
+    ChangedOut,
+    FireTimeOut,
+    HealthOut,
+    JobListOut,
+    JobOut,
+    PreviewIn,
+    PreviewOut,
+    ScheduledOut,
+)
+from shared.bootstrap import Services, services
+from shared.config import AuthMode
+from shared.domain.errors import ExternalError, InvalidInput, NotFound
+from shared.domain.ids import is_id
+from shared.domain.job import Job, JobDefinition, JobStatus, JobType
+
+VERSION = "0.1.0"
+SortName = Literal[
+    "name", "-name", "next_fire_at", "-next_fire_at", "created_at", "-created_at", "updated_at", "-updated_at"
+]
+JobId = Annotated[str, PathParam(max_length=64, description="The job id returned by create.")]
+
+
+@dataclass(frozen=True)
+class Context:
+    services: Services
+    caller: Caller
+    headers: dict[str, str]
+
+    def tenant(self) -> str:
+        return tenant_for(self.caller, self.headers)
+
+    def job_tenant(self, job_id: str) -> str:
+        """The tenant holding `job_id` that this caller may see; 404 otherwise (never 403: no probing)."""
+        if not is_id(job_id):
+            raise NotFound(f"job {job_id} not found")
+        if self.headers.get(TENANT_HEADER) or (not self.caller.is_admin and len(self.caller.tenants) == 1):
+            return self.tenant()
+        if self.caller.is_admin:
+            owner = self.services.jobs.store.locate(job_id)
+            if owner is not None:
+                return owner
+        for tenant in sorted(self.caller.tenants):
+            try:
+                self.services.jobs.get(tenant, job_id)
+                return tenant
+            except NotFound:
+                continue
+        raise NotFound(f"job {job_id} not found")
+
+
+def _context(request: Request) -> Context:
+    services: Services = request.app.state.provider()
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    return Context(services, caller_from_headers(headers, services.settings), headers)
+
+
+Ctx = Annotated[Context, Depends(_context)]
+
+
+def _if_match(value: str | None) -> int | None:
+    if value is None or value.strip() == "*":
+        return None
+    text = value.strip().removeprefix("W/").strip('"').removeprefix("v")
+    if not text.isdigit():
+        raise InvalidInput(
+            'If-Match must be a job version as returned in ETag, e.g. "v3"', errors={"If-Match": "invalid"}
+        )
+    return int(text)
+
+
+def _changed(job: Job, message: str) -> ChangedOut:
+    return ChangedOut(
+        job_id=job.id,
+        message=message,
+        status=job.status,
+        version=job.version,
+        next_fire_at=job.next_fire_at,
+        job=JobOut.of(job),
+    )
+
+
+def _docs_static() -> Path:
+    spec = importlib.util.find_spec("fastapi_offline")
+    assert spec is not None and spec.submodule_search_locations
+    return Path(next(iter(spec.submodule_search_locations))) / "static"
+
+
+def create_api(provider: Callable[[], Services]) -> FastAPI:
+    """The ASGI app; `provider` gives the services on first use (never at import)."""
+    api = FastAPI(
+        title="ML job scheduler",
+        version=VERSION,
+        description="Schedule, list, edit, pause, resume and cancel ML jobs that run on Databricks.",
+        openapi_url="/api/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+    )
+    problems.install(api)
+    api.mount("/api/docs/static", StaticFiles(directory=_docs_static()), name="docs-static")
+
+    api.state.provider = provider
+
+    @api.get("/api/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/api/openapi.json",
+            title="ML job scheduler — API",
+            swagger_js_url="/api/docs/static/swagger-ui-bundle.js",
+            swagger_css_url="/api/docs/static/swagger-ui.css",
+            swagger_favicon_url="/api/docs/static/favicon.png",
+        )
+
+    @api.get("/api/health", tags=["operations"])
+    def health() -> JSONResponse:
+        services = provider()
+        try:
+            services.jobs.store.locate("~health")
+            storage: Literal["ok", "error"] = "ok"
+        except ExternalError:
+            storage = "error"
+        body = HealthOut(status="ok" if storage == "ok" else "degraded", storage=storage, version=VERSION)
+        return JSONResponse(body.model_dump(), status_code=200 if storage == "ok" else 503)
+
+    @api.post("/api/jobs/schedule", status_code=201, tags=["jobs"])
+    def schedule_job(definition: JobDefinition, ctx: Ctx, response: Response) -> ScheduledOut:
+        """Schedule a new job. Answers with its id, a confirmation and the first fire time."""
+        job = ctx.services.jobs.create(ctx.tenant(), ctx.caller.actor, definition)
+        response.headers["Location"] = f"/api/jobs/{job.id}"
+        response.headers["ETag"] = f'"v{job.version}"'
+        when = job.next_fire_at.isoformat().replace("+00:00", "Z") if job.next_fire_at else "never"
+        return ScheduledOut(
+            job_id=job.id,
+            message=f"Job '{definition.name}' scheduled; next run at {when}",
+            status=job.status,
+            next_fire_at=job.next_fire_at,
+            job=JobOut.of(job),
+        )
+
+    @api.get("/api/jobs", tags=["jobs"])
+    def list_jobs(
+        ctx: Ctx,
+        job_type: JobType | None = None,
+        status: JobStatus | None = None,
+        tag: Annotated[str | None, Query(max_length=64)] = None,
+        q: Annotated[str | None, Query(min_length=1, max_length=100, description="Text search.")] = None,
+        sort: SortName = "-created_at",
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        continuation: Annotated[str | None, Query(max_length=2048)] = None,
+    ) -> JobListOut:
+        """List the tenant's jobs: filter (type, status, tag), search, sort and page."""
+        query = JobQuery(
+            sort=sort,
+            job_type=job_type.value if job_type else None,
+            status=status.value if status else None,
+            tag=tag.strip().lower() if tag else None,
+            text=q,
+            limit=limit,
+            continuation=continuation,
+        )
+        page = ctx.services.jobs.list_jobs(ctx.tenant(), query)
+        return JobListOut(items=page.items, continuation=page.continuation)
+
+    @api.get("/api/jobs/{job_id}", tags=["jobs"])
+    def get_job(job_id: JobId, ctx: Ctx, response: Response) -> JobOut:
+        job = ctx.services.jobs.get(ctx.job_tenant(job_id), job_id)
+        response.headers["ETag"] = f'"v{job.version}"'
+        return JobOut.of(job)
+
+    @api.put("/api/jobs/{job_id}", tags=["jobs"])
+    def edit_job(
+        job_id: JobId,
+        definition: JobDefinition,
+        ctx: Ctx,
+        response: Response,
+        if_match: Annotated[str | None, Header(alias="If-Match")] = None,
+    ) -> ChangedOut:
+        """Replace the job's definition. Bumps `version` and computes the next fire time again."""
+        job = ctx.services.jobs.update(
+            ctx.job_tenant(job_id), job_id, ctx.caller.actor, definition, _if_match(if_match)
+        )
+        response.headers["ETag"] = f'"v{job.version}"'
+        return _changed(job, f"Job '{definition.name}' updated to version {job.version}")
+
+    @api.delete("/api/jobs/{job_id}", tags=["jobs"])
+    def cancel_job(job_id: JobId, ctx: Ctx) -> ChangedOut:
+        """Cancel the job: no further fires. Safe to repeat."""
+        job = ctx.services.jobs.cancel(ctx.job_tenant(job_id), job_id, ctx.caller.actor)
+        return _changed(job, f"Job '{job.definition.name}' cancelled")
+
+    @api.post("/api/jobs/{job_id}/pause", tags=["jobs"])
+    def pause_job(job_id: JobId, ctx: Ctx) -> ChangedOut:
+        job = ctx.services.jobs.pause(ctx.job_tenant(job_id), job_id, ctx.caller.actor)
+        return _changed(job, f"Job '{job.definition.name}' paused")
+
+    @api.post("/api/jobs/{job_id}/resume", tags=["jobs"])
+    def resume_job(job_id: JobId, ctx: Ctx) -> ChangedOut:
+        """Resume a paused job; its next fire time is computed from now (missed times are not owed)."""
+        job = ctx.services.jobs.resume(ctx.job_tenant(job_id), job_id, ctx.caller.actor)
+        return _changed(job, f"Job '{job.definition.name}' resumed")
+
+    @api.get("/api/jobs/{job_id}/audit", tags=["jobs"])
+    def job_audit(
+        job_id: JobId,
+        ctx: Ctx,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        continuation: Annotated[str | None, Query(max_length=2048)] = None,
+    ) -> AuditListOut:
+        """Who changed what, when: newest first."""
+        page = ctx.services.jobs.audit(ctx.job_tenant(job_id), job_id, limit, continuation)
+        return AuditListOut(items=page.items, continuation=page.continuation)
+
+    @api.post("/api/schedules/preview", tags=["schedules"])
+    def preview_schedule(body: PreviewIn, ctx: Ctx) -> PreviewOut:
+        """The next fire times of a schedule, UTC and local, with DST effects flagged."""
+        fires = ctx.services.jobs.preview(body.schedule, body.count)
+        return PreviewOut(timezone=body.schedule.timezone, fire_times=[FireTimeOut.of(f) for f in fires])
+
+    api.add_middleware(problems.BodyLimit, limit=lambda: provider().settings.max_body_bytes)
+    return api
+
+
+def http_auth_level() -> func.AuthLevel:
+    """Function keys unless App Service Authentication (or the local stack) guards the API."""
+    mode = os.environ.get("AUTH_MODE", AuthMode.APP_SERVICE.value)
+    return func.AuthLevel.FUNCTION if mode == AuthMode.FUNCTION_KEY.value else func.AuthLevel.ANONYMOUS
+
+
+api = create_api(services)

@@ -1,0 +1,282 @@
+"""Jobs, their list indexes and their audit trail, in one Table Storage partition per tenant.
+
+Table Storage sorts by row key only and cannot search, so each job keeps, beside
+its own row, one *index row* per sort order the API offers (name, next fire
+time, created, updated; each ascending and descending). An index row's key
+encodes the sort value and carries the job's summary, so a page of any sort is
+one range query, and a filter on type or status is a server-side `eq` on it.
+
+The job row, its index rows and the audit row of a change are written in one
+entity-group transaction (same partition), conditioned on the job row's ETag:
+the indexes and the audit trail can never disagree with the job.
+
+Row keys in a tenant partition:
+
+    {job id}                                   the job (ULIDs sort before "~")
+    ~i{sort code}~{sort key}{job id}           index rows, e.g. ~in+~6e69676874...!01J...
+    ~a~{job id}~{999999999 - revision}         audit rows, newest first
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from shared.adapters.table import Row, Table, Value, Write
+from shared.domain.errors import InvalidInput, NotFound
+from shared.domain.job import AuditEntry, Job, JobSummary
+
+_NAME_KEY_BYTES = 64  # names sharing a longer prefix sort by id after it
+_MAX_MS = 10**13 - 1
+_SCAN_BUDGET = 2000  # rows read per request when filtering client-side (tag, text search)
+
+
+def _name_asc(name: str) -> str:
+    # Hex of the case-folded UTF-8 bytes, then "!" (below every hex digit) so "ab" < "abc".
+    return name.casefold().encode()[:_NAME_KEY_BYTES].hex() + "!"
+
+
+def _name_desc(name: str) -> str:
+    # Each byte complemented, then "~" (above every hex digit): the order reverses exactly.
+    raw = name.casefold().encode()[:_NAME_KEY_BYTES]
+    return bytes(0xFF - b for b in raw).hex() + "~"
+
+
+def _time_asc(at: datetime | None) -> str:
+    return "z!" if at is None else f"{int(at.timestamp() * 1000):013d}!"
+
+
+def _time_desc(at: datetime | None) -> str:
+    return "z!" if at is None else f"{_MAX_MS - int(at.timestamp() * 1000):013d}!"
+
+
+@dataclass(frozen=True, slots=True)
+class Sort:
+    code: str
+    key: Callable[[JobSummary], str]
+
+
+SORTS: dict[str, Sort] = {
+    "name": Sort("n+", lambda s: _name_asc(s.name)),
+    "-name": Sort("n-", lambda s: _name_desc(s.name)),
+    "next_fire_at": Sort("f+", lambda s: _time_asc(s.next_fire_at)),
+    "-next_fire_at": Sort("f-", lambda s: _time_desc(s.next_fire_at)),
+    "created_at": Sort("c+", lambda s: _time_asc(s.created_at)),
+    "-created_at": Sort("c-", lambda s: _time_desc(s.created_at)),
+    "updated_at": Sort("u+", lambda s: _time_asc(s.updated_at)),
+    "-updated_at": Sort("u-", lambda s: _time_desc(s.updated_at)),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class JobQuery:
+    sort: str = "-created_at"
+    job_type: str | None = None
+    status: str | None = None
+    tag: str | None = None
+    text: str | None = None
+    limit: int = 50
+    continuation: str | None = None
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    continuation: str | None
+
+
+def _encode_token(scope: str, rk: str) -> str:
+    raw = json.dumps({"s": scope, "k": rk}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_token(scope: str, token: str) -> str:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        data = json.loads(raw)
+        if not isinstance(data, dict) or data.get("s") != scope or not isinstance(data.get("k"), str):
+            raise ValueError(token)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as err:
+        raise InvalidInput(
+            "invalid continuation token: pass back the value from the previous page, with the same sort",
+            errors={"continuation": "not a token issued for this listing"},
+        ) from err
+    return str(data["k"])
+
+
+def _summary_props(s: JobSummary) -> dict[str, Value]:
+    data = s.model_dump(mode="json", exclude_none=True)
+    data["schedule"] = json.dumps(data["schedule"], separators=(",", ":"))
+    data["tags"] = json.dumps(data["tags"], separators=(",", ":"))
+    return data
+
+
+def _summary(row: Row) -> JobSummary:
+    data: dict[str, Any] = dict(row.data)
+    data["schedule"] = json.loads(str(data["schedule"]))
+    data["tags"] = json.loads(str(data["tags"]))
+    return JobSummary.model_validate(data)
+
+
+def _job_props(job: Job) -> dict[str, Value]:
+    props = _summary_props(JobSummary.of(job))
+    props.update(
+        definition=job.definition.model_dump_json(),
+        revision=job.revision,
+        created_by=job.created_by.model_dump_json(),
+        updated_by=job.updated_by.model_dump_json(),
+    )
+    if job.next_fire_dst is not None:
+        props["next_fire_dst"] = job.next_fire_dst
+    return props
+
+
+def _job(row: Row) -> Job:
+    d = row.data
+    return Job.model_validate(
+        {
+            "id": row.rk,
+            "tenant": row.pk,
+            "definition": json.loads(str(d["definition"])),
+            "status": d["status"],
+            "next_fire_at": d.get("next_fire_at"),
+            "next_fire_dst": d.get("next_fire_dst"),
+            "version": d["version"],
+            "revision": d["revision"],
+            "created_at": d["created_at"],
+            "created_by": json.loads(str(d["created_by"])),
+            "updated_at": d["updated_at"],
+            "updated_by": json.loads(str(d["updated_by"])),
+            "last_run_state": d.get("last_run_state"),
+            "last_run_at": d.get("last_run_at"),
+        }
+    )
+
+
+def _index_rows(job: Job) -> dict[str, dict[str, Value]]:
+    summary = JobSummary.of(job)
+    props = _summary_props(summary)
+    return {f"~i{sort.code}~{sort.key(summary)}{job.id}": props for sort in SORTS.values()}
+
+
+def _audit_rk(job_id: str, revision: int) -> str:
+    return f"~a~{job_id}~{999_999_999 - revision:09d}"
+
+
+def _audit_write(entry: AuditEntry) -> Write:
+    data = entry.model_dump(mode="json")
+    props: dict[str, Value] = {
+        "job_id": entry.job_id,
+        "revision": entry.revision,
+        "at": data["at"],
+        "action": entry.action,
+        "version": entry.version,
+        "actor": json.dumps(data["actor"], separators=(",", ":")),
+        "changes": json.dumps(data["changes"], separators=(",", ":"), ensure_ascii=False),
+    }
+    return Write("insert", _audit_rk(entry.job_id, entry.revision), props)
+
+
+def _audit(row: Row) -> AuditEntry:
+    d = dict(row.data)
+    d["actor"] = json.loads(str(d["actor"]))
+    d["changes"] = json.loads(str(d["changes"]))
+    return AuditEntry.model_validate(d)
+
+
+class JobStore:
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    def get(self, tenant: str, job_id: str) -> tuple[Job, str]:
+        """The job and the ETag to write it back with."""
+        if job_id.startswith("~"):
+            raise NotFound(f"job {job_id} not found")
+        row = self.table.get(tenant, job_id)
+        return _job(row), row.etag
+
+    def locate(self, job_id: str) -> str | None:
+        """The tenant that owns `job_id` (a cross-partition query: for admins only)."""
+        for row in self.table.query(None, rk_eq=job_id, select=["status"], page_size=1):
+            return row.pk
+        return None
+
+    def add(self, job: Job, audit: AuditEntry) -> None:
+        """Insert a new job with its index rows and its first audit row, atomically."""
+        writes = [Write("insert", job.id, _job_props(job))]
+        writes += [Write("upsert", rk, props) for rk, props in _index_rows(job).items()]
+        writes.append(_audit_write(audit))
+        self.table.write(job.tenant, writes)
+
+    def save(self, before: Job, etag: str, after: Job, audit: AuditEntry | None) -> None:
+        """Replace `before` (read with `etag`) by `after`, moving index rows as their keys change.
+
+        Raises ConcurrencyConflict if the job changed since it was read; then nothing is written.
+        """
+        old_rows, new_rows = _index_rows(before), _index_rows(after)
+        writes = [Write("replace", after.id, _job_props(after), etag=etag)]
+        writes += [Write("upsert", rk, props) for rk, props in new_rows.items() if old_rows.get(rk) != props]
+        writes += [Write("delete", rk) for rk in old_rows if rk not in new_rows]
+        if audit is not None:
+            writes.append(_audit_write(audit))
+        self.table.write(after.tenant, writes)
+
+    def list(self, tenant: str, query: JobQuery) -> Page[JobSummary]:
+        sort = SORTS[query.sort]
+        prefix, end = f"~i{sort.code}~", f"~i{sort.code}~~"
+        after = _decode_token(query.sort, query.continuation) if query.continuation else None
+        if after is not None and not prefix <= after < end:
+            raise InvalidInput("invalid continuation token", errors={"continuation": "out of range"})
+        equals = {k: v for k, v in (("job_type", query.job_type), ("status", query.status)) if v}
+        filtered = bool(query.tag or query.text)
+        rows = self.table.query(
+            tenant,
+            rk_gt=after,
+            rk_ge=None if after else prefix,
+            rk_lt=end,
+            equals=equals,
+            page_size=1000 if filtered else query.limit + 1,
+        )
+        return self._page(query, rows, filtered)
+
+    def _page(self, query: JobQuery, rows: Iterator[Row], filtered: bool) -> Page[JobSummary]:
+        items: list[JobSummary] = []
+        last = ""
+        for scanned, row in enumerate(rows, start=1):
+            summary = _summary(row)
+            wanted = (not query.tag or query.tag in summary.tags) and (
+                not query.text or summary.matches(query.text)
+            )
+            if wanted:
+                if len(items) == query.limit:
+                    return Page(items, _encode_token(query.sort, last))
+                items.append(summary)
+            last = row.rk
+            if filtered and scanned >= _SCAN_BUDGET:
+                # Bounded work per request: hand back what matched so far and where to go on.
+                return Page(items, _encode_token(query.sort, last))
+        return Page(items, None)
+
+    def audit_trail(self, tenant: str, job_id: str, limit: int, continuation: str | None) -> Page[AuditEntry]:
+        prefix, end = f"~a~{job_id}~", f"~a~{job_id}~~"
+        scope = f"audit:{job_id}"
+        after = _decode_token(scope, continuation) if continuation else None
+        rows = self.table.query(
+            tenant, rk_gt=after, rk_ge=None if after else prefix, rk_lt=end, page_size=limit + 1
+        )
+        entries: list[AuditEntry] = []
+        last = ""
+        for row in rows:
+            if len(entries) == limit:
+                return Page(entries, _encode_token(scope, last))
+            entries.append(_audit(row))
+            last = row.rk
+        return Page(entries, None)

@@ -1,0 +1,117 @@
+"""Request and response bodies of the HTTP API (the request body of create/edit is `JobDefinition`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.domain.job import (
+    Actor,
+    AuditEntry,
+    Job,
+    JobDefinition,
+    JobStatus,
+    JobSummary,
+)
+from shared.domain.schedule import FireTime, ScheduleSpec
+
+
+class JobOut(JobDefinition):
+    """A job: its definition (the fields PUT takes) plus what the scheduler keeps about it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    job_id: str
+    tenant: str
+    status: JobStatus
+    version: int = Field(description="Bumped by every edit; send it back in If-Match to edit safely.")
+    next_fire_at: datetime | None
+    next_fire_dst: str | None = None
+    last_run_state: str | None = None
+    last_run_at: datetime | None = None
+    created_at: datetime
+    created_by: Actor
+    updated_at: datetime
+    updated_by: Actor
+
+    @classmethod
+    def of(cls, job: Job) -> JobOut:
+        return cls.model_validate(
+            {
+                **job.definition.model_dump(),
+                "job_id": job.id,
+                "tenant": job.tenant,
+                "status": job.status,
+                "version": job.version,
+                "next_fire_at": job.next_fire_at,
+                "next_fire_dst": job.next_fire_dst,
+                "last_run_state": job.last_run_state,
+                "last_run_at": job.last_run_at,
+                "created_at": job.created_at,
+                "created_by": job.created_by,
+                "updated_at": job.updated_at,
+                "updated_by": job.updated_by,
+            }
+        )
+
+
+class ScheduledOut(BaseModel):
+    """The answer to a create: the seed's "job id and confirmation message", and the job."""
+
+    job_id: str
+    message: str
+    status: JobStatus
+    next_fire_at: datetime | None
+    job: JobOut
+
+
+class ChangedOut(BaseModel):
+    """The answer to edit, pause, resume and cancel: a confirmation and the job as it now is."""
+
+    job_id: str
+    message: str
+    status: JobStatus
+    version: int
+    next_fire_at: datetime | None
+    job: JobOut
+
+
+class JobListOut(BaseModel):
+    items: list[JobSummary]
+    continuation: str | None = Field(
+        description="Pass as `continuation` to get the next page; null at the end."
+    )
+
+
+class AuditListOut(BaseModel):
+    items: list[AuditEntry]
+    continuation: str | None
+
+
+class PreviewIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    schedule: ScheduleSpec
+    count: int = Field(10, ge=1, le=100)
+
+
+class FireTimeOut(BaseModel):
+    utc: datetime
+    local: str = Field(description="Wall-clock time in the schedule's zone, with its offset.")
+    dst: Literal["normal", "shifted", "repeated_skipped"]
+
+    @classmethod
+    def of(cls, fire: FireTime) -> FireTimeOut:
+        return cls(utc=fire.at, local=fire.local.isoformat(), dst=fire.dst.value)
+
+
+class PreviewOut(BaseModel):
+    timezone: str
+    fire_times: list[FireTimeOut]
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded"]
+    storage: Literal["ok", "error"]
+    version: str

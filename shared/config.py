@@ -1,0 +1,83 @@
+"""Settings: every app setting the code reads, validated once at start.
+
+The field aliases are the app-setting names exactly as they appear in
+`local.settings.sample.json`, `infra/bicep` and `infra/terraform`; a test keeps
+the three in step with this model. Secrets never live here in Azure: storage,
+Service Bus and Databricks are reached with the app's managed identity. The
+connection-string settings exist for the local stack only.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class AuthMode(StrEnum):
+    """How the HTTP API learns who is calling (see docs/security.md)."""
+
+    APP_SERVICE = "app_service"  # App Service Authentication injects X-MS-CLIENT-PRINCIPAL
+    FUNCTION_KEY = "function_key"  # a trusted backend holding a function key names the tenant
+    DEVELOPMENT = "development"  # local only: a development principal unless the request names one
+
+
+class DatabricksAuth(StrEnum):
+    MANAGED_IDENTITY = "managed_identity"
+    TOKEN = "token"
+    SERVICE_PRINCIPAL = "service_principal"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    # Table Storage: endpoint + managed identity in Azure, connection string locally.
+    tables_endpoint: str | None = Field(None, alias="TABLES_ENDPOINT")
+    tables_connection_string: SecretStr | None = Field(None, alias="TABLES_CONNECTION_STRING")
+    jobs_table: str = Field("jobs", alias="JOBS_TABLE", pattern=r"^[A-Za-z][A-Za-z0-9]{2,62}$")
+    runs_table: str = Field("runs", alias="RUNS_TABLE", pattern=r"^[A-Za-z][A-Za-z0-9]{2,62}$")
+    due_table: str = Field("due", alias="DUE_TABLE", pattern=r"^[A-Za-z][A-Za-z0-9]{2,62}$")
+    due_shards: int = Field(16, alias="DUE_SHARDS", ge=1, le=100)
+
+    # Client id of the user-assigned managed identity (DefaultAzureCredential reads it too).
+    azure_client_id: str | None = Field(None, alias="AZURE_CLIENT_ID")
+
+    # Service Bus: the same settings the queue triggers bind to.
+    servicebus_namespace: str | None = Field(None, alias="ServiceBusConnection__fullyQualifiedNamespace")
+    launch_queue: str = Field("launch", alias="LaunchQueueName")
+    poll_queue: str = Field("poll", alias="PollQueueName")
+
+    # The tick.
+    tick_lookahead_seconds: int = Field(75, alias="TICK_LOOKAHEAD_SECONDS", ge=0, le=600)
+
+    # Databricks.
+    databricks_host: str | None = Field(None, alias="DATABRICKS_HOST")
+    databricks_auth: DatabricksAuth = Field(DatabricksAuth.MANAGED_IDENTITY, alias="DATABRICKS_AUTH")
+    poll_initial_seconds: int = Field(15, alias="POLL_INITIAL_SECONDS", ge=1)
+    poll_max_seconds: int = Field(300, alias="POLL_MAX_SECONDS", ge=1)
+
+    # HTTP API identity and limits.
+    auth_mode: AuthMode = Field(AuthMode.APP_SERVICE, alias="AUTH_MODE")
+    admin_role: str = Field("Scheduler.Admin", alias="ADMIN_ROLE")
+    tenant_role_prefix: str = Field("Scheduler.Tenant.", alias="TENANT_ROLE_PREFIX")
+    dev_tenant: str = Field("dev", alias="DEV_TENANT")
+    max_body_bytes: int = Field(32_768, alias="MAX_BODY_BYTES", ge=1024, le=1_048_576)
+
+    # Monitoring: azure-monitor-opentelemetry is configured only when this is set.
+    applicationinsights_connection_string: str | None = Field(
+        None, alias="APPLICATIONINSIGHTS_CONNECTION_STRING"
+    )
+
+    @model_validator(mode="after")
+    def _poll_cap_not_below_start(self) -> Settings:
+        if self.poll_max_seconds < self.poll_initial_seconds:
+            raise ValueError("POLL_MAX_SECONDS must be >= POLL_INITIAL_SECONDS")
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process, read from the environment once."""
+    return Settings()

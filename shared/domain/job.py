@@ -1,0 +1,384 @@
+"""A scheduled job: what to run (task), when (schedule), and the policies around it.
+
+The definition is what the Studio platform sends and edits. A `Job` adds what the
+scheduler owns: id, tenant, status, version, next fire time, who changed it.
+Values validate themselves; a `Job` changes only through the methods here, each
+of which returns a new `Job` (the services store it with an ETag).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from shared.domain.errors import IllegalTransition
+from shared.domain.schedule import FireTime, ScheduleSpec
+
+
+class JobType(StrEnum):
+    MODEL_TRAINING = "model_training"
+    DATA_PROCESSING = "data_processing"
+    PIPELINE = "pipeline"
+    OTHER = "other"
+
+
+class JobStatus(StrEnum):
+    ACTIVE = "ACTIVE"
+    PAUSED = "PAUSED"
+    CANCELLED = "CANCELLED"
+    COMPLETED = "COMPLETED"  # the schedule has no more fire times
+
+
+class OverlapPolicy(StrEnum):
+    """What to do when an occurrence is due while the previous run is still active."""
+
+    SKIP = "skip"
+    BUFFER_ONE = "buffer_one"
+    ALLOW = "allow"
+    CANCEL_PREVIOUS = "cancel_previous"
+
+
+class MisfirePolicy(StrEnum):
+    """What to do with fire times that passed while the scheduler was down or behind."""
+
+    SKIP = "skip"
+    FIRE_ONCE = "fire_once"
+    CATCH_UP = "catch_up"
+
+
+class Priority(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class RetryOn(StrEnum):
+    ANY = "any"  # every failure is retried while attempts remain
+    TRANSIENT = "transient"  # only infrastructure failures (cluster, cloud, internal, 429/5xx)
+
+
+_Frozen = ConfigDict(frozen=True, extra="forbid")
+
+ParamKey = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z_][\w.-]*$")]
+ParamValue = Annotated[str, StringConstraints(max_length=4096)]
+Parameters = Annotated[dict[ParamKey, ParamValue], Field(max_length=64)]
+Args = Annotated[list[ParamValue], Field(max_length=64)]
+
+
+class DatabricksJobTask(BaseModel):
+    """Run an existing Databricks job (`run-now`) with job parameters."""
+
+    model_config = _Frozen
+    kind: Literal["databricks_job"]
+    job_id: int = Field(gt=0, description="The Databricks job id.")
+    parameters: Parameters = Field(
+        default_factory=dict,
+        description="Job parameters; `{{scheduled_date}}`-style placeholders are filled per run.",
+    )
+
+
+class Autoscale(BaseModel):
+    model_config = _Frozen
+    min_workers: int = Field(ge=0, le=1000)
+    max_workers: int = Field(ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.max_workers < self.min_workers:
+            raise ValueError("max_workers must be >= min_workers")
+        return self
+
+
+class ClusterSpec(BaseModel):
+    """A new job cluster for a one-off run (the common subset of Databricks' `new_cluster`)."""
+
+    model_config = _Frozen
+    spark_version: str = Field(min_length=1, max_length=128, examples=["15.4.x-scala2.12"])
+    node_type_id: str | None = Field(None, max_length=128, examples=["Standard_DS3_v2"])
+    instance_pool_id: str | None = Field(None, max_length=128)
+    policy_id: str | None = Field(None, max_length=128)
+    num_workers: int | None = Field(None, ge=0, le=1000)
+    autoscale: Autoscale | None = None
+    spark_conf: Annotated[dict[str, str], Field(max_length=64)] = Field(default_factory=dict)
+    spark_env_vars: Annotated[dict[str, str], Field(max_length=64)] = Field(default_factory=dict)
+    custom_tags: Annotated[dict[str, str], Field(max_length=32)] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _size_and_machine(self) -> Self:
+        if (self.num_workers is None) == (self.autoscale is None):
+            raise ValueError("give exactly one of 'num_workers' or 'autoscale'")
+        if self.node_type_id is None and self.instance_pool_id is None:
+            raise ValueError("give 'node_type_id' or 'instance_pool_id'")
+        return self
+
+
+class PythonWheel(BaseModel):
+    model_config = _Frozen
+    package_name: str = Field(min_length=1, max_length=256)
+    entry_point: str = Field(min_length=1, max_length=256)
+    wheel: str | None = Field(None, max_length=1024, description="Path of the .whl to install, if any.")
+
+
+class DatabricksRunTask(BaseModel):
+    """A one-off run (`runs/submit`): a notebook, a Python file or a wheel, on a new or existing cluster."""
+
+    model_config = _Frozen
+    kind: Literal["databricks_run"]
+    notebook_path: str | None = Field(None, min_length=1, max_length=1024)
+    python_file: str | None = Field(None, min_length=1, max_length=1024)
+    python_wheel: PythonWheel | None = None
+    parameters: Parameters | Args = Field(
+        default_factory=dict,
+        description="Notebook: a mapping of widget values. Python file or wheel: a list of arguments.",
+    )
+    cluster: ClusterSpec | None = None
+    existing_cluster_id: str | None = Field(None, min_length=1, max_length=128)
+
+    @model_validator(mode="after")
+    def _one_entry_point_one_cluster(self) -> Self:
+        entries = [self.notebook_path, self.python_file, self.python_wheel]
+        if sum(e is not None for e in entries) != 1:
+            raise ValueError("give exactly one of 'notebook_path', 'python_file' or 'python_wheel'")
+        if (self.cluster is None) == (self.existing_cluster_id is None):
+            raise ValueError("give exactly one of 'cluster' or 'existing_cluster_id'")
+        if self.notebook_path is not None and isinstance(self.parameters, list):
+            raise ValueError("a notebook takes 'parameters' as a mapping of widget values")
+        if self.notebook_path is None and isinstance(self.parameters, dict) and self.parameters:
+            raise ValueError("a python file or wheel takes 'parameters' as a list of arguments")
+        return self
+
+
+Task = Annotated[DatabricksJobTask | DatabricksRunTask, Field(discriminator="kind")]
+
+
+class RetryPolicy(BaseModel):
+    """Temporal's vocabulary: attempt n waits initial_delay * backoff_coefficient**(n-1), capped."""
+
+    model_config = _Frozen
+    max_attempts: int = Field(1, ge=1, le=20, description="1 means no retry.")
+    initial_delay: timedelta = Field(timedelta(minutes=1), ge=timedelta(0), le=timedelta(days=1))
+    backoff_coefficient: float = Field(2.0, ge=1.0, le=10.0)
+    max_delay: timedelta = Field(timedelta(minutes=30), ge=timedelta(0), le=timedelta(days=1))
+    jitter: float = Field(0.1, ge=0.0, le=1.0, description="Fraction of the delay added at random.")
+    retry_on_timeout: bool = False
+    retry_on: RetryOn = RetryOn.ANY
+
+    @model_validator(mode="after")
+    def _cap_not_below_start(self) -> Self:
+        if self.max_delay < self.initial_delay:
+            raise ValueError("'max_delay' must be >= 'initial_delay'")
+        return self
+
+
+Tag = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[a-z0-9][a-z0-9_.:-]{0,63}$")
+]
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$"),
+]
+
+
+class JobDefinition(BaseModel):
+    """Everything the caller says about a job; the body of create and edit."""
+
+    model_config = _Frozen
+    name: Name
+    job_type: JobType
+    description: str = Field("", max_length=2000)
+    task: Task
+    schedule: ScheduleSpec
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    timeout: timedelta | None = Field(
+        None, ge=timedelta(minutes=1), le=timedelta(days=7), description="ISO-8601 duration, e.g. PT2H."
+    )
+    overlap: OverlapPolicy = OverlapPolicy.SKIP
+    misfire: MisfirePolicy = MisfirePolicy.FIRE_ONCE
+    catch_up_window: timedelta = Field(timedelta(hours=1), ge=timedelta(minutes=1), le=timedelta(days=7))
+    priority: Priority = Priority.NORMAL
+    tags: Annotated[list[Tag], Field(max_length=20)] = Field(default_factory=list)
+    record_skipped_while_paused: bool = False
+
+    @field_validator("tags")
+    @classmethod
+    def _dedupe(cls, tags: list[str]) -> list[str]:
+        return list(dict.fromkeys(tags))
+
+
+class Actor(BaseModel):
+    """Who made a change: principal id and display name (never a token)."""
+
+    model_config = ConfigDict(frozen=True)
+    id: str
+    name: str
+
+
+class Job(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    tenant: str
+    definition: JobDefinition
+    status: JobStatus
+    next_fire_at: datetime | None
+    next_fire_dst: str | None = None
+    version: int = 1  # bumped by every edit of the definition; launch messages carry it
+    revision: int = 1  # bumped by every change the API makes; orders the audit trail
+    created_at: datetime
+    created_by: Actor
+    updated_at: datetime
+    updated_by: Actor
+    last_run_state: str | None = None
+    last_run_at: datetime | None = None
+
+    @classmethod
+    def new(cls, *, job_id: str, tenant: str, definition: JobDefinition, actor: Actor, now: datetime) -> Job:
+        fire = definition.schedule.next_fire(now)
+        return cls(
+            id=job_id,
+            tenant=tenant,
+            definition=definition,
+            status=JobStatus.ACTIVE if fire else JobStatus.COMPLETED,
+            next_fire_at=fire.at if fire else None,
+            next_fire_dst=fire.dst.value if fire else None,
+            created_at=now,
+            created_by=actor,
+            updated_at=now,
+            updated_by=actor,
+        )
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (JobStatus.CANCELLED, JobStatus.COMPLETED)
+
+    def _changed(self, actor: Actor, now: datetime, **fields: object) -> Job:
+        return self.model_copy(
+            update={"revision": self.revision + 1, "updated_at": now, "updated_by": actor, **fields}
+        )
+
+    def _scheduled_from(self, schedule: ScheduleSpec, now: datetime) -> dict[str, object]:
+        fire: FireTime | None = schedule.next_fire(now)
+        return {
+            "next_fire_at": fire.at if fire else None,
+            "next_fire_dst": fire.dst.value if fire else None,
+        }
+
+    def edited(self, definition: JobDefinition, actor: Actor, now: datetime) -> Job:
+        """A new version; the next fire time is computed again from now."""
+        if self.status is JobStatus.CANCELLED:
+            raise IllegalTransition(f"job {self.id} is cancelled and can no longer be edited")
+        fields = self._scheduled_from(definition.schedule, now)
+        status = self.status
+        if status is JobStatus.COMPLETED and fields["next_fire_at"] is not None:
+            status = JobStatus.ACTIVE  # a finished schedule given new fire times comes back to life
+        elif status is JobStatus.ACTIVE and fields["next_fire_at"] is None:
+            status = JobStatus.COMPLETED
+        return self._changed(
+            actor, now, definition=definition, version=self.version + 1, status=status, **fields
+        )
+
+    def paused(self, actor: Actor, now: datetime) -> Job:
+        if self.status is not JobStatus.ACTIVE:
+            raise IllegalTransition(f"only an ACTIVE job can be paused; job {self.id} is {self.status}")
+        return self._changed(actor, now, status=JobStatus.PAUSED)
+
+    def resumed(self, actor: Actor, now: datetime) -> Job:
+        """Back to ACTIVE; fire times missed while paused are not owed: the next one is after now."""
+        if self.status is not JobStatus.PAUSED:
+            raise IllegalTransition(f"only a PAUSED job can be resumed; job {self.id} is {self.status}")
+        fields = self._scheduled_from(self.definition.schedule, now)
+        status = JobStatus.ACTIVE if fields["next_fire_at"] is not None else JobStatus.COMPLETED
+        return self._changed(actor, now, status=status, **fields)
+
+    def cancelled(self, actor: Actor, now: datetime) -> Job:
+        if self.status is JobStatus.CANCELLED:
+            raise IllegalTransition(f"job {self.id} is already cancelled")
+        return self._changed(actor, now, status=JobStatus.CANCELLED, next_fire_at=None, next_fire_dst=None)
+
+    @property
+    def is_due_indexed(self) -> bool:
+        """Whether the tick must visit this job at `next_fire_at`.
+
+        ACTIVE jobs fire; PAUSED jobs that record skipped occurrences are visited too.
+        """
+        if self.next_fire_at is None:
+            return False
+        return self.status is JobStatus.ACTIVE or (
+            self.status is JobStatus.PAUSED and self.definition.record_skipped_while_paused
+        )
+
+
+class JobSummary(BaseModel):
+    """What a job list shows: enough to scan, sort and filter; the full job is one GET away."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_id: str
+    tenant: str
+    name: str
+    job_type: JobType
+    description: str = ""
+    schedule: ScheduleSpec
+    status: JobStatus
+    priority: Priority
+    tags: list[str]
+    next_fire_at: datetime | None = None
+    last_run_state: str | None = None
+    last_run_at: datetime | None = None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, job: Job) -> JobSummary:
+        d = job.definition
+        return cls(
+            job_id=job.id,
+            tenant=job.tenant,
+            name=d.name,
+            job_type=d.job_type,
+            description=d.description,
+            schedule=d.schedule,
+            status=job.status,
+            priority=d.priority,
+            tags=d.tags,
+            next_fire_at=job.next_fire_at,
+            last_run_state=job.last_run_state,
+            last_run_at=job.last_run_at,
+            version=job.version,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+        )
+
+    def matches(self, text: str) -> bool:
+        """Case-insensitive substring search over name, description and tags."""
+        needle = text.casefold()
+        return (
+            needle in self.name.casefold()
+            or needle in self.description.casefold()
+            or any(needle in tag for tag in self.tags)
+        )
+
+
+class FieldChange(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    field: str
+    before: object = None
+    after: object = None
+
+
+class AuditEntry(BaseModel):
+    """One change to a job: who, when, what action, and which fields moved from what to what."""
+
+    model_config = ConfigDict(frozen=True)
+    job_id: str
+    revision: int
+    at: datetime
+    actor: Actor
+    action: str
+    version: int
+    changes: list[FieldChange]

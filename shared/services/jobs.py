@@ -1,0 +1,132 @@
+"""Use cases of the job management API: create, read, list, edit, pause, resume, cancel, audit, preview.
+
+Every change is read-modify-write on the job row's ETag. When storage says the
+row changed under us (the tick advanced it, another edit landed), the change is
+re-applied to the fresh row: a caller's edit is never silently lost, and a
+caller who sends the version it saw (If-Match) gets a precondition failure
+instead of overwriting someone else's edit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from shared.adapters.due_index import DueIndex
+from shared.adapters.job_store import JobQuery, JobStore, Page
+from shared.domain.audit import audit_entry
+from shared.domain.clock import Clock
+from shared.domain.errors import ConcurrencyConflict, Conflict, InvalidSchedule, PreconditionFailed
+from shared.domain.ids import new_id
+from shared.domain.job import Actor, AuditEntry, Job, JobDefinition, JobStatus, JobSummary
+from shared.domain.schedule import FireTime, ScheduleSpec
+
+log = logging.getLogger(__name__)
+
+MAX_TRIES = 5
+MAX_PREVIEW = 100
+
+
+def _no_fire_time(spec: ScheduleSpec, now: datetime) -> InvalidSchedule:
+    if spec.at is not None and spec.at <= now:
+        errors = {"schedule.at": "is in the past"}
+    elif spec.end_at is not None and spec.end_at <= now:
+        errors = {"schedule.end_at": "is in the past"}
+    else:
+        errors = {"schedule": "has no fire time after now"}
+    field, reason = next(iter(errors.items()))
+    return InvalidSchedule(f"the schedule would never fire: {field} {reason}", errors=errors)
+
+
+class JobService:
+    def __init__(self, store: JobStore, due: DueIndex, clock: Clock) -> None:
+        self.store = store
+        self.due = due
+        self.clock = clock
+
+    def create(self, tenant: str, actor: Actor, definition: JobDefinition) -> Job:
+        now = self.clock.now()
+        job = Job.new(job_id=new_id(now), tenant=tenant, definition=definition, actor=actor, now=now)
+        if job.next_fire_at is None:
+            raise _no_fire_time(definition.schedule, now)
+        entry = self.due.entry(job)
+        if entry is not None:
+            self.due.put(entry)  # first: a crash after it leaves a stale row, never a missing one
+        self.store.add(job, audit_entry("create", None, job, actor, now))
+        log.info("job created", extra={"tenant": tenant, "job_id": job.id})
+        return job
+
+    def get(self, tenant: str, job_id: str) -> Job:
+        return self.store.get(tenant, job_id)[0]
+
+    def list_jobs(self, tenant: str, query: JobQuery) -> Page[JobSummary]:
+        return self.store.list(tenant, query)
+
+    def audit(self, tenant: str, job_id: str, limit: int, continuation: str | None) -> Page[AuditEntry]:
+        self.store.get(tenant, job_id)  # 404 for a job that does not exist
+        return self.store.audit_trail(tenant, job_id, limit, continuation)
+
+    def update(
+        self,
+        tenant: str,
+        job_id: str,
+        actor: Actor,
+        definition: JobDefinition,
+        expected_version: int | None = None,
+    ) -> Job:
+        def edit(job: Job, now: datetime) -> Job:
+            if expected_version is not None and job.version != expected_version:
+                raise PreconditionFailed(
+                    f"job {job_id} is at version {job.version}, not {expected_version}: "
+                    "read it again and re-apply your change"
+                )
+            edited = job.edited(definition, actor, now)
+            if edited.next_fire_at is None:
+                raise _no_fire_time(definition.schedule, now)
+            return edited
+
+        return self._change(tenant, job_id, actor, "update", edit)
+
+    def pause(self, tenant: str, job_id: str, actor: Actor) -> Job:
+        return self._change(tenant, job_id, actor, "pause", lambda job, now: job.paused(actor, now))
+
+    def resume(self, tenant: str, job_id: str, actor: Actor) -> Job:
+        return self._change(tenant, job_id, actor, "resume", lambda job, now: job.resumed(actor, now))
+
+    def cancel(self, tenant: str, job_id: str, actor: Actor) -> Job:
+        """Cancel: no further fires. Cancelling a cancelled job is a no-op, so DELETE can be retried."""
+        job = self.get(tenant, job_id)
+        if job.status is JobStatus.CANCELLED:
+            return job
+        return self._change(tenant, job_id, actor, "cancel", lambda job, now: job.cancelled(actor, now))
+
+    def preview(self, spec: ScheduleSpec, count: int) -> list[FireTime]:
+        """The next `count` fire times from now, or from `start_at` when that is later."""
+        fires = spec.fire_times(self.clock.now())
+        return [fire for _, fire in zip(range(min(count, MAX_PREVIEW)), fires, strict=False)]
+
+    def _change(
+        self, tenant: str, job_id: str, actor: Actor, action: str, apply: Callable[[Job, datetime], Job]
+    ) -> Job:
+        for _ in range(MAX_TRIES):
+            before, etag = self.store.get(tenant, job_id)
+            now = self.clock.now()
+            after = apply(before, now)
+            try:
+                self._commit(before, etag, after, audit_entry(action, before, after, actor, now))
+            except ConcurrencyConflict:
+                log.info("job changed while saving; trying again", extra={"job_id": job_id})
+                continue
+            log.info("job %s", action, extra={"tenant": tenant, "job_id": job_id})
+            return after
+        raise Conflict(f"job {job_id} kept changing while this request tried to save it; try again")
+
+    def _commit(self, before: Job, etag: str, after: Job, audit: AuditEntry) -> None:
+        """Save the job, keeping the due index a superset of what is due (see due_index.py)."""
+        old, new = self.due.entry(before), self.due.entry(after)
+        if new is not None and new != old:
+            self.due.put(new)
+        self.store.save(before, etag, after, audit)
+        if old is not None and old != new:
+            self.due.remove(old)
