@@ -6,6 +6,7 @@ so a cold start pays for them only on the paths that use them.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -70,6 +71,8 @@ def memory_tables(settings: Settings, counter: OperationCounter | None = None) -
 
 
 def build(settings: Settings, tables: Tables | None = None, clock: Clock | None = None) -> Services:
+    # The SDKs log every HTTP request at INFO: far too much for Application Insights.
+    logging.getLogger("azure").setLevel(logging.WARNING)
     tables = tables or azure_tables(settings)
     clock = clock or SystemClock()
     jobs = JobService(JobStore(tables.jobs), DueIndex(tables.due, settings.due_shards), clock)

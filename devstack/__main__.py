@@ -1,0 +1,62 @@
+"""`python -m devstack` (what `make run` runs): Azurite + the function app on http://127.0.0.1:7071.
+
+Ctrl-C stops everything this started; nothing is left listening.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator
+
+from devstack.azurite import Azurite
+from devstack.host import HttpHost, functions_by_trigger, load_local_settings, route_prefix
+
+log = logging.getLogger("devstack")
+
+
+@contextlib.contextmanager
+def table_storage() -> Iterator[str]:
+    """Azurite, unless TABLES_CONNECTION_STRING already names a storage account to use."""
+    if os.environ.get("TABLES_CONNECTION_STRING") or os.environ.get("TABLES_ENDPOINT"):
+        yield "the storage account in TABLES_CONNECTION_STRING / TABLES_ENDPOINT"
+        return
+    with Azurite() as azurite:
+        os.environ["TABLES_CONNECTION_STRING"] = azurite.connection_string
+        yield f"Azurite on 127.0.0.1:{azurite.port} (in memory)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("DEVSTACK_PORT", "7071")))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    load_local_settings()
+    os.environ.setdefault("AUTH_MODE", "development")  # the local stack is not behind App Service auth
+
+    import uvicorn
+
+    with table_storage() as storage:
+        from shared.bootstrap import services
+
+        services().ensure_tables()
+        import function_app
+
+        triggers = functions_by_trigger(function_app.app)
+        http = HttpHost(function_app.app, triggers["httpTrigger"][0], route_prefix())
+        log.info("table storage: %s", storage)
+        log.info("functions: %s", ", ".join(f"{t}:{len(fs)}" for t, fs in sorted(triggers.items())))
+        log.info("API on http://%s:%d/api (docs: /api/docs); Ctrl-C stops", args.host, args.port)
+        config = uvicorn.Config(http, host=args.host, port=args.port, log_level="warning", lifespan="on")
+        with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C after a clean shutdown
+            uvicorn.Server(config).run()
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
