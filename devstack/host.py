@@ -103,7 +103,9 @@ class HttpHost:
             return
         path: str = scope["path"]
         if not (path == self.prefix or path.startswith(self.prefix + "/")):
-            await _send(send, 404, [(b"content-type", b"text/plain")], b"Not found (outside the route prefix)")
+            await _send(
+                send, 404, [(b"content-type", b"text/plain")], b"Not found (outside the route prefix)"
+            )
             return
         body = b""
         while True:
@@ -130,7 +132,6 @@ class HttpHost:
         if response.mimetype and not any(k == b"content-type" for k, _ in out):
             out.append((b"content-type", response.mimetype.encode("latin-1")))
         await _send(send, response.status_code, out, response.get_body())
-
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         message = await receive()

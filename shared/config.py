@@ -31,7 +31,9 @@ class DatabricksAuth(StrEnum):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True, env_ignore_empty=True)
+    model_config = SettingsConfigDict(
+        extra="ignore", populate_by_name=True, frozen=True, env_ignore_empty=True
+    )
 
     # Table Storage: endpoint + managed identity in Azure, connection string locally.
     tables_endpoint: str | None = Field(None, alias="TABLES_ENDPOINT")

@@ -175,7 +175,8 @@ class RetryPolicy(BaseModel):
 
 
 Tag = Annotated[
-    str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+    str,
+    StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"),
 ]
 Name = Annotated[
     str,

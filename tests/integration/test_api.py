@@ -23,7 +23,9 @@ _suffix = itertools.count(1)
 PROBLEM = "application/problem+json"
 
 
-def principal(tenants: list[str], *, admin: bool = False, oid: str = "user-1", name: str = "User One") -> dict:
+def principal(
+    tenants: list[str], *, admin: bool = False, oid: str = "user-1", name: str = "User One"
+) -> dict:
     roles = [f"Scheduler.Tenant.{t}" for t in tenants] + (["Scheduler.Admin"] if admin else [])
     return {"X-MS-CLIENT-PRINCIPAL": encode_principal(oid, name, roles)}
 
@@ -151,7 +153,9 @@ def test_list_filters_sorts_searches_and_pages(client: TestClient) -> None:
     [
         pytest.param({"tag": "churn' or PartitionKey ne 'x"}, id="tag"),
         pytest.param({"q": "x') or (RowKey ne '"}, id="text-search"),
-        pytest.param({"continuation": "eyJzIjoiLWNyZWF0ZWRfYXQiLCJrIjoiJyBvciAnMScgZXEgJzEifQ"}, id="continuation"),
+        pytest.param(
+            {"continuation": "eyJzIjoiLWNyZWF0ZWRfYXQiLCJrIjoiJyBvciAnMScgZXEgJzEifQ"}, id="continuation"
+        ),
     ],
 )
 def test_odata_injection_in_a_filter_matches_nothing(client: TestClient, param: dict) -> None:
@@ -187,12 +191,19 @@ PAST = (datetime.now(UTC) - timedelta(days=1)).isoformat()
 BAD_BODIES = [
     pytest.param({"schedule": {"cron": "61 * * * *"}}, 422, "schedule.cron", id="invalid-cron"),
     pytest.param({"schedule": {"cron": "* * * *"}}, 422, "schedule.cron", id="four-field-cron"),
-    pytest.param({"schedule": {"cron": "0 1 * * *", "timezone": "Moon/Base"}}, 422, "schedule.timezone", id="zone"),
     pytest.param(
-        {"schedule": {"cron": "0 1 * * *", "start_at": FUTURE, "end_at": PAST}}, 422, "schedule", id="end-before-start"
+        {"schedule": {"cron": "0 1 * * *", "timezone": "Moon/Base"}}, 422, "schedule.timezone", id="zone"
+    ),
+    pytest.param(
+        {"schedule": {"cron": "0 1 * * *", "start_at": FUTURE, "end_at": PAST}},
+        422,
+        "schedule",
+        id="end-before-start",
     ),
     pytest.param({"schedule": {"at": PAST}}, 422, "schedule.at", id="at-in-the-past"),
-    pytest.param({"schedule": {"cron": "0 1 * * *", "end_at": PAST}}, 422, "schedule.end_at", id="ended-already"),
+    pytest.param(
+        {"schedule": {"cron": "0 1 * * *", "end_at": PAST}}, 422, "schedule.end_at", id="ended-already"
+    ),
     pytest.param({"schedule": {"cron": "0 0 30 2 *"}}, 422, "schedule", id="never-fires"),
     pytest.param({"overlap": "sometimes"}, 422, "overlap", id="unknown-overlap"),
     pytest.param({"misfire": "later"}, 422, "misfire", id="unknown-misfire"),
@@ -280,7 +291,10 @@ def test_edit_bumps_the_version_and_moves_the_due_row(client: TestClient, servic
 
 def test_if_match_protects_against_lost_updates(client: TestClient) -> None:
     job_id = create(client)["job_id"]
-    assert client.put(f"/api/jobs/{job_id}", json=body(name="v2"), headers={**A, "If-Match": '"v1"'}).status_code == 200
+    assert (
+        client.put(f"/api/jobs/{job_id}", json=body(name="v2"), headers={**A, "If-Match": '"v1"'}).status_code
+        == 200
+    )
     r = client.put(f"/api/jobs/{job_id}", json=body(name="stale"), headers={**A, "If-Match": '"v1"'})
     assert r.status_code == 412 and r.headers["content-type"] == PROBLEM
     assert client.get(f"/api/jobs/{job_id}", headers=A).json()["name"] == "v2"
@@ -333,7 +347,10 @@ def test_preview_flags_dst_and_starts_at_a_future_start(client: TestClient) -> N
     start = f"{datetime.now(UTC).year + 1}-03-01T00:00:00Z"
     r = client.post(
         "/api/schedules/preview",
-        json={"schedule": {"cron": "30 2 * * *", "timezone": "America/New_York", "start_at": start}, "count": 20},
+        json={
+            "schedule": {"cron": "30 2 * * *", "timezone": "America/New_York", "start_at": start},
+            "count": 20,
+        },
         headers=A,
     )
     assert r.status_code == 200
@@ -346,7 +363,9 @@ def test_preview_flags_dst_and_starts_at_a_future_start(client: TestClient) -> N
 def test_preview_rejects_bad_schedules_and_counts(client: TestClient) -> None:
     r = client.post("/api/schedules/preview", json={"schedule": {"cron": "bad"}, "count": 5}, headers=A)
     assert r.status_code == 422 and "schedule.cron" in r.json()["errors"]
-    r = client.post("/api/schedules/preview", json={"schedule": {"cron": "* * * * *"}, "count": 1000}, headers=A)
+    r = client.post(
+        "/api/schedules/preview", json={"schedule": {"cron": "* * * * *"}, "count": 1000}, headers=A
+    )
     assert r.status_code == 422 and "count" in r.json()["errors"]
 
 
@@ -428,7 +447,10 @@ def test_function_key_mode_acts_in_the_named_tenant(azure_service: Any) -> None:
     r = client.post("/api/jobs/schedule", json=body(), headers=headers)
     assert r.status_code == 201
     assert r.json()["job"]["created_by"]["name"] == "function-key (alice@contoso.com)"
-    assert client.get(f"/api/jobs/{r.json()['job_id']}", headers={"X-Scheduler-Tenant": "team-b"}).status_code == 404
+    assert (
+        client.get(f"/api/jobs/{r.json()['job_id']}", headers={"X-Scheduler-Tenant": "team-b"}).status_code
+        == 404
+    )
 
 
 def test_development_mode_has_a_default_principal(client: TestClient) -> None:

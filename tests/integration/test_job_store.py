@@ -28,7 +28,10 @@ def make_job(name: str, *, tenant: str = "team-a", created: datetime = NOW, **ov
     }
     body.update(overrides)
     return Job.new(
-        job_id=new_id(created), tenant=tenant, definition=JobDefinition.model_validate(body), actor=ALICE,
+        job_id=new_id(created),
+        tenant=tenant,
+        definition=JobDefinition.model_validate(body),
+        actor=ALICE,
         now=created,
     )
 
@@ -73,7 +76,9 @@ def test_every_sort_order_is_served_by_its_index(store: JobStore, sort: str) -> 
     words = ["beta", "Alpha", "gamma", "alpha2", "Émile", "zeta", "ab", "abc", "a"]
     jobs = []
     for i, word in enumerate(words):
-        job = make_job(word, created=NOW + timedelta(minutes=i), schedule={"cron": f"{rng.randrange(60)} * * * *"})
+        job = make_job(
+            word, created=NOW + timedelta(minutes=i), schedule={"cron": f"{rng.randrange(60)} * * * *"}
+        )
         if i % 3 == 0:  # some jobs edited later, so updated_at differs from created_at
             job = job.edited(job.definition, ALICE, NOW + timedelta(hours=1, minutes=rng.randrange(60)))
         jobs.append(add(store, job))
@@ -87,7 +92,9 @@ def test_every_sort_order_is_served_by_its_index(store: JobStore, sort: str) -> 
             "updated_at": job.updated_at,
         }[key]
 
-    expected = [j.definition.name for j in sorted(jobs, key=lambda j: (value(j), j.id), reverse=sort[0] == "-")]
+    expected = [
+        j.definition.name for j in sorted(jobs, key=lambda j: (value(j), j.id), reverse=sort[0] == "-")
+    ]
     got = names(store, sort=sort, limit=100)
     if key == "name":
         assert got == expected
@@ -157,7 +164,9 @@ def test_filter_values_are_data_not_odata(store: JobStore, hostile: str) -> None
 def test_saving_moves_the_index_rows_with_the_job(store: JobStore) -> None:
     job = add(store, make_job("old-name"))
     _, etag = store.get("team-a", job.id)
-    edited = job.edited(job.definition.model_copy(update={"name": "new-name"}), ALICE, NOW + timedelta(hours=1))
+    edited = job.edited(
+        job.definition.model_copy(update={"name": "new-name"}), ALICE, NOW + timedelta(hours=1)
+    )
     store.save(job, etag, edited, audit_entry("update", job, edited, ALICE, NOW))
     for sort in SORTS:
         assert names(store, sort=sort) == ["new-name"], sort
@@ -184,7 +193,9 @@ def test_the_audit_trail_is_newest_first_and_pages(store: JobStore) -> None:
     for i in range(4):
         _, etag = store.get("team-a", job.id)
         nxt = current.paused(ALICE, NOW) if i % 2 == 0 else current.resumed(ALICE, NOW)
-        store.save(current, etag, nxt, audit_entry("pause" if i % 2 == 0 else "resume", current, nxt, ALICE, NOW))
+        store.save(
+            current, etag, nxt, audit_entry("pause" if i % 2 == 0 else "resume", current, nxt, ALICE, NOW)
+        )
         current = nxt
     first = store.audit_trail("team-a", job.id, 3, None)
     assert [e.action for e in first.items] == ["resume", "pause", "resume"]

@@ -31,7 +31,11 @@ print(json.dumps({"functions": out, "loaded": [m for m in heavy if m in sys.modu
 
 def probe(env: dict[str, str] | None = None) -> dict:
     result = subprocess.run(
-        [sys.executable, "-c", _PROBE], cwd=ROOT, capture_output=True, text=True, check=True,
+        [sys.executable, "-c", _PROBE],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
         env={"PATH": "/usr/bin:/bin", **(env or {})},
     )
     return json.loads(result.stdout.strip().splitlines()[-1])

@@ -30,8 +30,13 @@ def definition(**overrides: Any) -> JobDefinition:
 
 
 def new_job(**overrides: Any) -> Job:
-    return Job.new(job_id="01J0000000000000000000000A", tenant="team-a", definition=definition(**overrides),
-                   actor=ALICE, now=NOW)
+    return Job.new(
+        job_id="01J0000000000000000000000A",
+        tenant="team-a",
+        definition=definition(**overrides),
+        actor=ALICE,
+        now=NOW,
+    )
 
 
 def test_a_new_job_is_active_with_its_first_fire_time() -> None:
@@ -176,7 +181,11 @@ def test_a_one_off_python_run_on_a_new_cluster_is_valid() -> None:
             "kind": "databricks_run",
             "python_file": "dbfs:/jobs/train.py",
             "parameters": ["--epochs", "10"],
-            "cluster": {"spark_version": "15.4.x-scala2.12", "node_type_id": "Standard_DS3_v2", "num_workers": 2},
+            "cluster": {
+                "spark_version": "15.4.x-scala2.12",
+                "node_type_id": "Standard_DS3_v2",
+                "num_workers": 2,
+            },
         }
     )
     assert d.task.kind == "databricks_run"
