@@ -13,7 +13,15 @@ import sys
 from collections.abc import Iterator
 
 from devstack.azurite import Azurite
-from devstack.host import HttpHost, functions_by_trigger, load_local_settings, route_prefix
+from devstack.host import (
+    HttpHost,
+    QueueDispatcher,
+    TimerRunner,
+    functions_by_trigger,
+    load_local_settings,
+    route_prefix,
+)
+from shared.adapters.queue import InProcessQueues
 
 log = logging.getLogger("devstack")
 
@@ -33,6 +41,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("DEVSTACK_PORT", "7071")))
+    parser.add_argument(
+        "--tick-seconds",
+        type=float,
+        default=float(os.environ.get("DEVSTACK_TICK_SECONDS", "5")),
+        help="how often the tick runs locally (Azure: every minute)",
+    )
+    parser.add_argument(
+        "--reconcile-seconds", type=float, default=float(os.environ.get("DEVSTACK_RECONCILE_SECONDS", "60"))
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     load_local_settings()
@@ -48,12 +65,33 @@ def main(argv: list[str] | None = None) -> int:
 
         triggers = functions_by_trigger(function_app.app)
         http = HttpHost(function_app.app, triggers["httpTrigger"][0], route_prefix())
-        log.info("table storage: %s", storage)
+        timers = TimerRunner(triggers.get("timerTrigger", []), args.tick_seconds, args.reconcile_seconds)
+        sender = services().sender
+        dispatcher = None
+        if isinstance(sender, InProcessQueues):
+            dispatcher = QueueDispatcher(sender, triggers.get("serviceBusTrigger", []))
+            queues = "in-process queues"
+        else:
+            queues = "Service Bus (its triggers need the Functions host: only sending works here)"
+        log.info("table storage: %s; queues: %s", storage, queues)
         log.info("functions: %s", ", ".join(f"{t}:{len(fs)}" for t, fs in sorted(triggers.items())))
-        log.info("API on http://%s:%d/api (docs: /api/docs); Ctrl-C stops", args.host, args.port)
+        log.info(
+            "tick every %.0fs; API on http://%s:%d/api (docs: /api/docs); Ctrl-C stops",
+            args.tick_seconds,
+            args.host,
+            args.port,
+        )
         config = uvicorn.Config(http, host=args.host, port=args.port, log_level="warning", lifespan="on")
-        with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C after a clean shutdown
-            uvicorn.Server(config).run()
+        timers.start()
+        if dispatcher:
+            dispatcher.start()
+        try:
+            with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C after a clean shutdown
+                uvicorn.Server(config).run()
+        finally:
+            timers.stop()
+            if dispatcher:
+                dispatcher.stop()
     log.info("stopped")
     return 0
 

@@ -7,6 +7,10 @@ scheduler relies on, and nothing more:
   `func.HttpRequest` handed to the registered HTTP function (for this app, the
   `AsgiFunctionApp` wrapper around the FastAPI app), and its `func.HttpResponse`
   is sent back. The request goes through the same `AsgiMiddleware` as in Azure.
+* Timers: the registered timer functions are called on a short local interval.
+* Queues: with no Service Bus configured, messages go to in-process queues and are
+  delivered to the registered Service Bus functions at their scheduled time, with
+  redelivery and dead-lettering.
 * Settings: `local.settings.json` (or the sample) `Values` become environment
   variables, as Core Tools does; variables already set win.
 """
@@ -14,14 +18,23 @@ scheduler relies on, and nothing more:
 from __future__ import annotations
 
 import json
+import logging
 import os
+import threading
+import time
 import uuid
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 import azure.functions as func
+
+from shared.adapters.queue import Delivery, InProcessQueues
+
+log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -144,6 +157,113 @@ class HttpHost:
             await self.app.middleware.notify_shutdown()  # type: ignore[attr-defined]
             self.app.startup_task_done = False  # type: ignore[attr-defined]
         await send({"type": "lifespan.shutdown.complete"})
+
+
+class TimerRunner:
+    """Fires the registered timer functions: the tick every `tick_seconds`, the others on their own period.
+
+    In Azure the tick runs every minute and schedules launches ahead (lookahead); locally
+    a short interval makes a one-minute lookahead unnecessary, so runs appear quickly.
+    """
+
+    def __init__(self, timer_functions: list[Any], tick_seconds: float, other_seconds: float) -> None:
+        self.functions = [
+            (fn, tick_seconds if fn.get_function_name() == "tick" else other_seconds)
+            for fn in timer_functions
+        ]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="timers", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        next_at = {fn.get_function_name(): time.monotonic() for fn, _ in self.functions}
+        while not self._stop.is_set():
+            now = time.monotonic()
+            for fn, period in self.functions:
+                name = fn.get_function_name()
+                if now >= next_at[name]:
+                    next_at[name] = now + period
+                    try:
+                        fn.get_user_function()(func.TimerRequest(past_due=False))
+                    except Exception:
+                        log.exception("timer function %s failed", name)
+            self._stop.wait(0.2)
+
+
+class QueueDispatcher:
+    """Delivers in-process queue messages to the registered Service Bus functions, as the host would.
+
+    A handler that raises leaves the message to be delivered again (delivery count + 1)
+    after `retry_seconds`; past the broker's max delivery count it is dead-lettered.
+    """
+
+    def __init__(
+        self,
+        broker: InProcessQueues,
+        queue_functions: list[Any],
+        workers: int = 16,
+        retry_seconds: float = 1.0,
+    ) -> None:
+        self.broker = broker
+        self.handlers = {self._queue_name(fn): fn for fn in queue_functions}
+        self.retry = timedelta(seconds=retry_seconds)
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="queue")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dispatcher", daemon=True)
+
+    @staticmethod
+    def _queue_name(fn: Any) -> str:
+        name = str(fn.get_trigger().queue_name)
+        if name.startswith("%") and name.endswith("%"):  # an app-setting reference, as the host resolves it
+            name = os.environ.get(name.strip("%"), name.strip("%"))
+        return name
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.broker.send([])  # wake the loop
+        self._thread.join(timeout=30)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            deliveries = self.broker.due_deliveries()
+            for delivery in deliveries:
+                self._pool.submit(self._deliver, delivery)
+            if not deliveries:
+                next_due = self.broker.next_due_at()
+                wait = 0.5
+                if next_due is not None:
+                    wait = min(wait, max(0.0, (next_due - self.broker.clock.now()).total_seconds()))
+                self.broker.wait(wait)
+
+    def _deliver(self, delivery: Delivery) -> None:
+        fn = self.handlers.get(delivery.queue)
+        if fn is None:
+            log.error("no function listens on queue %s; message dropped", delivery.queue)
+            return
+        message = func.ServiceBusMessage(
+            body=json.dumps(delivery.body).encode(),
+            message_id=delivery.message_id,
+            delivery_count=delivery.delivery_count,
+            application_properties=dict(delivery.properties),
+            user_properties=dict(delivery.properties),
+            scheduled_enqueue_time_utc=delivery.enqueued_for,
+            content_type="application/json",
+        )
+        try:
+            fn.get_user_function()(message)
+        except Exception:
+            log.exception("function %s failed (delivery %d)", fn.get_function_name(), delivery.delivery_count)
+            self.broker.abandon(delivery, self.broker.clock.now() + self.retry)
 
 
 async def _send(send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import azure.functions as func
-from fastapi import Depends, FastAPI, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -34,6 +34,8 @@ from shared.api.schemas import (
     JobOut,
     PreviewIn,
     PreviewOut,
+    RunListOut,
+    RunOut,
     ScheduledOut,
 )
 from shared.bootstrap import Services, services
@@ -41,6 +43,7 @@ from shared.config import AuthMode
 from shared.domain.errors import ExternalError, InvalidInput, NotFound
 from shared.domain.ids import is_id
 from shared.domain.job import Job, JobDefinition, JobStatus, JobType
+from shared.domain.run import RunState, parse_run_id
 
 VERSION = "0.1.0"
 SortName = Literal[
@@ -114,6 +117,156 @@ def _docs_static() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "static"
 
 
+router = APIRouter()
+
+
+@router.get("/api/docs", include_in_schema=False)
+def docs() -> HTMLResponse:
+    return get_swagger_ui_html(
+        openapi_url="/api/openapi.json",
+        title="ML job scheduler — API",
+        swagger_js_url="/api/docs/static/swagger-ui-bundle.js",
+        swagger_css_url="/api/docs/static/swagger-ui.css",
+        swagger_favicon_url="/api/docs/static/favicon.png",
+    )
+
+
+@router.get("/api/health", tags=["operations"])
+def health(request: Request) -> JSONResponse:
+    services: Services = request.app.state.provider()
+    try:
+        services.jobs.store.locate("~health")
+        storage: Literal["ok", "error"] = "ok"
+    except ExternalError:
+        storage = "error"
+    body = HealthOut(status="ok" if storage == "ok" else "degraded", storage=storage, version=VERSION)
+    return JSONResponse(body.model_dump(), status_code=200 if storage == "ok" else 503)
+
+
+@router.post("/api/jobs/schedule", status_code=201, tags=["jobs"])
+def schedule_job(definition: JobDefinition, ctx: Ctx, response: Response) -> ScheduledOut:
+    """Schedule a new job. Answers with its id, a confirmation and the first fire time."""
+    job = ctx.services.jobs.create(ctx.tenant(), ctx.caller.actor, definition)
+    response.headers["Location"] = f"/api/jobs/{job.id}"
+    response.headers["ETag"] = f'"v{job.version}"'
+    when = job.next_fire_at.isoformat().replace("+00:00", "Z") if job.next_fire_at else "never"
+    return ScheduledOut(
+        job_id=job.id,
+        message=f"Job '{definition.name}' scheduled; next run at {when}",
+        status=job.status,
+        next_fire_at=job.next_fire_at,
+        job=JobOut.of(job),
+    )
+
+
+@router.get("/api/jobs", tags=["jobs"])
+def list_jobs(
+    ctx: Ctx,
+    job_type: JobType | None = None,
+    status: JobStatus | None = None,
+    tag: Annotated[str | None, Query(max_length=64)] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=100, description="Text search.")] = None,
+    sort: SortName = "-created_at",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    continuation: Annotated[str | None, Query(max_length=2048)] = None,
+) -> JobListOut:
+    """List the tenant's jobs: filter (type, status, tag), search, sort and page."""
+    query = JobQuery(
+        sort=sort,
+        job_type=job_type.value if job_type else None,
+        status=status.value if status else None,
+        tag=tag.strip().lower() if tag else None,
+        text=q,
+        limit=limit,
+        continuation=continuation,
+    )
+    page = ctx.services.jobs.list_jobs(ctx.tenant(), query)
+    return JobListOut(items=page.items, continuation=page.continuation)
+
+
+@router.get("/api/jobs/{job_id}", tags=["jobs"])
+def get_job(job_id: JobId, ctx: Ctx, response: Response) -> JobOut:
+    job = ctx.services.jobs.get(ctx.job_tenant(job_id), job_id)
+    response.headers["ETag"] = f'"v{job.version}"'
+    return JobOut.of(job)
+
+
+@router.put("/api/jobs/{job_id}", tags=["jobs"])
+def edit_job(
+    job_id: JobId,
+    definition: JobDefinition,
+    ctx: Ctx,
+    response: Response,
+    if_match: Annotated[str | None, Header(alias="If-Match")] = None,
+) -> ChangedOut:
+    """Replace the job's definition. Bumps `version` and computes the next fire time again."""
+    job = ctx.services.jobs.update(
+        ctx.job_tenant(job_id), job_id, ctx.caller.actor, definition, _if_match(if_match)
+    )
+    response.headers["ETag"] = f'"v{job.version}"'
+    return _changed(job, f"Job '{definition.name}' updated to version {job.version}")
+
+
+@router.delete("/api/jobs/{job_id}", tags=["jobs"])
+def cancel_job(job_id: JobId, ctx: Ctx) -> ChangedOut:
+    """Cancel the job: no further fires. Safe to repeat."""
+    job = ctx.services.jobs.cancel(ctx.job_tenant(job_id), job_id, ctx.caller.actor)
+    return _changed(job, f"Job '{job.definition.name}' cancelled")
+
+
+@router.post("/api/jobs/{job_id}/pause", tags=["jobs"])
+def pause_job(job_id: JobId, ctx: Ctx) -> ChangedOut:
+    job = ctx.services.jobs.pause(ctx.job_tenant(job_id), job_id, ctx.caller.actor)
+    return _changed(job, f"Job '{job.definition.name}' paused")
+
+
+@router.post("/api/jobs/{job_id}/resume", tags=["jobs"])
+def resume_job(job_id: JobId, ctx: Ctx) -> ChangedOut:
+    """Resume a paused job; its next fire time is computed from now (missed times are not owed)."""
+    job = ctx.services.jobs.resume(ctx.job_tenant(job_id), job_id, ctx.caller.actor)
+    return _changed(job, f"Job '{job.definition.name}' resumed")
+
+
+@router.get("/api/jobs/{job_id}/audit", tags=["jobs"])
+def job_audit(
+    job_id: JobId,
+    ctx: Ctx,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    continuation: Annotated[str | None, Query(max_length=2048)] = None,
+) -> AuditListOut:
+    """Who changed what, when: newest first."""
+    page = ctx.services.jobs.audit(ctx.job_tenant(job_id), job_id, limit, continuation)
+    return AuditListOut(items=page.items, continuation=page.continuation)
+
+
+@router.get("/api/jobs/{job_id}/runs", tags=["runs"])
+def job_runs(
+    job_id: JobId,
+    ctx: Ctx,
+    state: RunState | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    continuation: Annotated[str | None, Query(max_length=2048)] = None,
+) -> RunListOut:
+    """The job's run history, newest first: every scheduled time, with its state and reason."""
+    page = ctx.services.jobs.job_runs(
+        ctx.job_tenant(job_id), job_id, state.value if state else None, limit, continuation
+    )
+    return RunListOut(items=[RunOut.of(r) for r in page.items], continuation=page.continuation)
+
+
+@router.get("/api/runs/{run_id}", tags=["runs"])
+def get_run(run_id: Annotated[str, PathParam(max_length=128)], ctx: Ctx) -> RunOut:
+    job_id, run_key = parse_run_id(run_id)
+    return RunOut.of(ctx.services.jobs.run(ctx.job_tenant(job_id), job_id, run_key))
+
+
+@router.post("/api/schedules/preview", tags=["schedules"])
+def preview_schedule(body: PreviewIn, ctx: Ctx) -> PreviewOut:
+    """The next fire times of a schedule, UTC and local, with DST effects flagged."""
+    fires = ctx.services.jobs.preview(body.schedule, body.count)
+    return PreviewOut(timezone=body.schedule.timezone, fire_times=[FireTimeOut.of(f) for f in fires])
+
+
 def create_api(provider: Callable[[], Services]) -> FastAPI:
     """The ASGI app; `provider` gives the services on first use (never at import)."""
     api = FastAPI(
@@ -124,126 +277,10 @@ def create_api(provider: Callable[[], Services]) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    api.state.provider = provider
     problems.install(api)
     api.mount("/api/docs/static", StaticFiles(directory=_docs_static()), name="docs-static")
-
-    api.state.provider = provider
-
-    @api.get("/api/docs", include_in_schema=False)
-    def docs() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url="/api/openapi.json",
-            title="ML job scheduler — API",
-            swagger_js_url="/api/docs/static/swagger-ui-bundle.js",
-            swagger_css_url="/api/docs/static/swagger-ui.css",
-            swagger_favicon_url="/api/docs/static/favicon.png",
-        )
-
-    @api.get("/api/health", tags=["operations"])
-    def health() -> JSONResponse:
-        services = provider()
-        try:
-            services.jobs.store.locate("~health")
-            storage: Literal["ok", "error"] = "ok"
-        except ExternalError:
-            storage = "error"
-        body = HealthOut(status="ok" if storage == "ok" else "degraded", storage=storage, version=VERSION)
-        return JSONResponse(body.model_dump(), status_code=200 if storage == "ok" else 503)
-
-    @api.post("/api/jobs/schedule", status_code=201, tags=["jobs"])
-    def schedule_job(definition: JobDefinition, ctx: Ctx, response: Response) -> ScheduledOut:
-        """Schedule a new job. Answers with its id, a confirmation and the first fire time."""
-        job = ctx.services.jobs.create(ctx.tenant(), ctx.caller.actor, definition)
-        response.headers["Location"] = f"/api/jobs/{job.id}"
-        response.headers["ETag"] = f'"v{job.version}"'
-        when = job.next_fire_at.isoformat().replace("+00:00", "Z") if job.next_fire_at else "never"
-        return ScheduledOut(
-            job_id=job.id,
-            message=f"Job '{definition.name}' scheduled; next run at {when}",
-            status=job.status,
-            next_fire_at=job.next_fire_at,
-            job=JobOut.of(job),
-        )
-
-    @api.get("/api/jobs", tags=["jobs"])
-    def list_jobs(
-        ctx: Ctx,
-        job_type: JobType | None = None,
-        status: JobStatus | None = None,
-        tag: Annotated[str | None, Query(max_length=64)] = None,
-        q: Annotated[str | None, Query(min_length=1, max_length=100, description="Text search.")] = None,
-        sort: SortName = "-created_at",
-        limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        continuation: Annotated[str | None, Query(max_length=2048)] = None,
-    ) -> JobListOut:
-        """List the tenant's jobs: filter (type, status, tag), search, sort and page."""
-        query = JobQuery(
-            sort=sort,
-            job_type=job_type.value if job_type else None,
-            status=status.value if status else None,
-            tag=tag.strip().lower() if tag else None,
-            text=q,
-            limit=limit,
-            continuation=continuation,
-        )
-        page = ctx.services.jobs.list_jobs(ctx.tenant(), query)
-        return JobListOut(items=page.items, continuation=page.continuation)
-
-    @api.get("/api/jobs/{job_id}", tags=["jobs"])
-    def get_job(job_id: JobId, ctx: Ctx, response: Response) -> JobOut:
-        job = ctx.services.jobs.get(ctx.job_tenant(job_id), job_id)
-        response.headers["ETag"] = f'"v{job.version}"'
-        return JobOut.of(job)
-
-    @api.put("/api/jobs/{job_id}", tags=["jobs"])
-    def edit_job(
-        job_id: JobId,
-        definition: JobDefinition,
-        ctx: Ctx,
-        response: Response,
-        if_match: Annotated[str | None, Header(alias="If-Match")] = None,
-    ) -> ChangedOut:
-        """Replace the job's definition. Bumps `version` and computes the next fire time again."""
-        job = ctx.services.jobs.update(
-            ctx.job_tenant(job_id), job_id, ctx.caller.actor, definition, _if_match(if_match)
-        )
-        response.headers["ETag"] = f'"v{job.version}"'
-        return _changed(job, f"Job '{definition.name}' updated to version {job.version}")
-
-    @api.delete("/api/jobs/{job_id}", tags=["jobs"])
-    def cancel_job(job_id: JobId, ctx: Ctx) -> ChangedOut:
-        """Cancel the job: no further fires. Safe to repeat."""
-        job = ctx.services.jobs.cancel(ctx.job_tenant(job_id), job_id, ctx.caller.actor)
-        return _changed(job, f"Job '{job.definition.name}' cancelled")
-
-    @api.post("/api/jobs/{job_id}/pause", tags=["jobs"])
-    def pause_job(job_id: JobId, ctx: Ctx) -> ChangedOut:
-        job = ctx.services.jobs.pause(ctx.job_tenant(job_id), job_id, ctx.caller.actor)
-        return _changed(job, f"Job '{job.definition.name}' paused")
-
-    @api.post("/api/jobs/{job_id}/resume", tags=["jobs"])
-    def resume_job(job_id: JobId, ctx: Ctx) -> ChangedOut:
-        """Resume a paused job; its next fire time is computed from now (missed times are not owed)."""
-        job = ctx.services.jobs.resume(ctx.job_tenant(job_id), job_id, ctx.caller.actor)
-        return _changed(job, f"Job '{job.definition.name}' resumed")
-
-    @api.get("/api/jobs/{job_id}/audit", tags=["jobs"])
-    def job_audit(
-        job_id: JobId,
-        ctx: Ctx,
-        limit: Annotated[int, Query(ge=1, le=500)] = 50,
-        continuation: Annotated[str | None, Query(max_length=2048)] = None,
-    ) -> AuditListOut:
-        """Who changed what, when: newest first."""
-        page = ctx.services.jobs.audit(ctx.job_tenant(job_id), job_id, limit, continuation)
-        return AuditListOut(items=page.items, continuation=page.continuation)
-
-    @api.post("/api/schedules/preview", tags=["schedules"])
-    def preview_schedule(body: PreviewIn, ctx: Ctx) -> PreviewOut:
-        """The next fire times of a schedule, UTC and local, with DST effects flagged."""
-        fires = ctx.services.jobs.preview(body.schedule, body.count)
-        return PreviewOut(timezone=body.schedule.timezone, fire_times=[FireTimeOut.of(f) for f in fires])
-
+    api.include_router(router)
     api.add_middleware(problems.BodyLimit, limit=lambda: provider().settings.max_body_bytes)
     return api
 

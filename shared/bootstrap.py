@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from functools import lru_cache
+from datetime import timedelta
+from functools import cached_property, lru_cache
 
 from shared.adapters.due_index import DueIndex
 from shared.adapters.job_store import JobStore
+from shared.adapters.queue import InProcessQueues, MessageSender
+from shared.adapters.run_store import RunStore
 from shared.adapters.table import OperationCounter, Table
 from shared.config import Settings, get_settings
 from shared.domain.clock import Clock, SystemClock
 from shared.services.jobs import JobService
+from shared.services.launch import LaunchService
+from shared.services.reconcile import Reconciler
+from shared.services.tick import Ticker
 
 
 @dataclass(frozen=True)
@@ -28,17 +34,60 @@ class Tables:
         return [self.jobs, self.runs, self.due]
 
 
-@dataclass(frozen=True)
 class Services:
-    settings: Settings
-    tables: Tables
-    clock: Clock
-    jobs: JobService
+    """The object graph of one process. Parts are built on first use."""
+
+    def __init__(
+        self, settings: Settings, tables: Tables, clock: Clock, sender: MessageSender | None = None
+    ) -> None:
+        self.settings = settings
+        self.tables = tables
+        self.clock = clock
+        self._sender = sender
+        self.job_store = JobStore(tables.jobs)
+        self.run_store = RunStore(tables.runs)
+        self.due = DueIndex(tables.due, settings.due_shards)
 
     def ensure_tables(self) -> None:
         """Create the tables (local stack and tests; in Azure the infrastructure creates them)."""
         for table in self.tables.all():
             table.create()
+
+    @cached_property
+    def sender(self) -> MessageSender:
+        return self._sender or message_sender(self.settings, self.clock)
+
+    @cached_property
+    def jobs(self) -> JobService:
+        return JobService(self.job_store, self.due, self.clock, self.run_store)
+
+    @cached_property
+    def ticker(self) -> Ticker:
+        return Ticker(
+            jobs=self.job_store,
+            runs=self.run_store,
+            due=self.due,
+            sender=self.sender,
+            clock=self.clock,
+            launch_queue=self.settings.launch_queue,
+            lookahead=timedelta(seconds=self.settings.tick_lookahead_seconds),
+            concurrency=self.settings.tick_concurrency,
+        )
+
+    @cached_property
+    def launch(self) -> LaunchService:
+        return LaunchService(jobs=self.job_store, runs=self.run_store, due=self.due, clock=self.clock)
+
+    @cached_property
+    def reconciler(self) -> Reconciler:
+        return Reconciler(
+            jobs=self.job_store,
+            runs=self.run_store,
+            due=self.due,
+            sender=self.sender,
+            clock=self.clock,
+            launch_queue=self.settings.launch_queue,
+        )
 
 
 def azure_tables(settings: Settings, counter: OperationCounter | None = None) -> Tables:
@@ -49,10 +98,9 @@ def azure_tables(settings: Settings, counter: OperationCounter | None = None) ->
             connection_string=settings.tables_connection_string.get_secret_value(), counter=counter
         )
     else:
-        from azure.identity import DefaultAzureCredential
-
-        credential = DefaultAzureCredential(managed_identity_client_id=settings.azure_client_id)
-        service = service_client(endpoint=settings.tables_endpoint, credential=credential, counter=counter)
+        service = service_client(
+            endpoint=settings.tables_endpoint, credential=credential(settings), counter=counter
+        )
     return Tables(
         jobs=AzureTable(service, settings.jobs_table),
         runs=AzureTable(service, settings.runs_table),
@@ -70,13 +118,41 @@ def memory_tables(settings: Settings, counter: OperationCounter | None = None) -
     )
 
 
-def build(settings: Settings, tables: Tables | None = None, clock: Clock | None = None) -> Services:
+@lru_cache(maxsize=1)
+def in_process_queues() -> InProcessQueues:
+    """The process-wide in-process broker (local stack): the devstack host delivers from it."""
+    return InProcessQueues()
+
+
+def message_sender(settings: Settings, clock: Clock) -> MessageSender:
+    """Service Bus when configured, else the in-process queues of the local stack."""
+    if settings.servicebus_connection_string is not None or settings.servicebus_namespace:
+        from shared.adapters.service_bus import ServiceBusSender
+
+        if settings.servicebus_connection_string is not None:
+            return ServiceBusSender(
+                connection_string=settings.servicebus_connection_string.get_secret_value()
+            )
+        return ServiceBusSender(namespace=settings.servicebus_namespace, credential=credential(settings))
+    return in_process_queues()
+
+
+def credential(settings: Settings):  # type: ignore[no-untyped-def]
+    """The app's managed identity (user-assigned when AZURE_CLIENT_ID is set)."""
+    from azure.identity import DefaultAzureCredential
+
+    return DefaultAzureCredential(managed_identity_client_id=settings.azure_client_id)
+
+
+def build(
+    settings: Settings,
+    tables: Tables | None = None,
+    clock: Clock | None = None,
+    sender: MessageSender | None = None,
+) -> Services:
     # The SDKs log every HTTP request at INFO: far too much for Application Insights.
     logging.getLogger("azure").setLevel(logging.WARNING)
-    tables = tables or azure_tables(settings)
-    clock = clock or SystemClock()
-    jobs = JobService(JobStore(tables.jobs), DueIndex(tables.due, settings.due_shards), clock)
-    return Services(settings=settings, tables=tables, clock=clock, jobs=jobs)
+    return Services(settings, tables or azure_tables(settings), clock or SystemClock(), sender)
 
 
 @lru_cache(maxsize=1)

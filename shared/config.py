@@ -48,11 +48,15 @@ class Settings(BaseSettings):
 
     # Service Bus: the same settings the queue triggers bind to.
     servicebus_namespace: str | None = Field(None, alias="ServiceBusConnection__fullyQualifiedNamespace")
+    # Local only: a Service Bus connection string (the Docker emulator, or a dev namespace). With
+    # neither setting, the local stack uses its in-process queues.
+    servicebus_connection_string: SecretStr | None = Field(None, alias="ServiceBusConnection")
     launch_queue: str = Field("launch", alias="LaunchQueueName")
     poll_queue: str = Field("poll", alias="PollQueueName")
 
     # The tick.
     tick_lookahead_seconds: int = Field(75, alias="TICK_LOOKAHEAD_SECONDS", ge=0, le=600)
+    tick_concurrency: int = Field(16, alias="TICK_CONCURRENCY", ge=1, le=64)
 
     # Databricks.
     databricks_host: str | None = Field(None, alias="DATABRICKS_HOST")

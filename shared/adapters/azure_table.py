@@ -18,7 +18,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
-from shared.adapters.table import OperationCounter, Row, Value, Write, check_batch, check_property
+from shared.adapters.table import OperationCounter, Row, Value, Write, check_batch, check_key, check_property
 from shared.domain.errors import AlreadyExists, ConcurrencyConflict, ExternalError, NotFound
 
 if TYPE_CHECKING:
@@ -70,6 +70,7 @@ class AzureTable:
         self,
         pk: str | None,
         *,
+        pk_gt: str | None = None,
         rk_gt: str | None = None,
         rk_ge: str | None = None,
         rk_lt: str | None = None,
@@ -82,6 +83,7 @@ class AzureTable:
         params: dict[str, str] = {}
         for clause, name, value in (
             ("PartitionKey eq @pk", "pk", pk),
+            ("PartitionKey gt @pkgt", "pkgt", pk_gt),
             ("RowKey gt @rkgt", "rkgt", rk_gt),
             ("RowKey ge @rkge", "rkge", rk_ge),
             ("RowKey lt @rklt", "rklt", rk_lt),
@@ -125,6 +127,14 @@ class AzureTable:
         except TableTransactionError as err:
             failed = writes[err.index] if 0 <= err.index < len(writes) else writes[0]
             raise _translate(err, str(getattr(err, "error_code", "") or ""), pk, failed) from err
+        except HttpResponseError as err:
+            raise _external(err) from err
+
+    def discard(self, pk: str, rk: str) -> None:
+        check_key(pk)
+        check_key(rk)
+        try:
+            self._client.delete_entity(pk, rk)  # the SDK treats 404 as success
         except HttpResponseError as err:
             raise _external(err) from err
 

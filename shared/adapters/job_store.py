@@ -93,12 +93,12 @@ class Page(Generic[T]):
     continuation: str | None
 
 
-def _encode_token(scope: str, rk: str) -> str:
+def encode_token(scope: str, rk: str) -> str:
     raw = json.dumps({"s": scope, "k": rk}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_token(scope: str, token: str) -> str:
+def decode_token(scope: str, token: str) -> str:
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         data = json.loads(raw)
@@ -139,7 +139,7 @@ def _job_props(job: Job) -> dict[str, Value]:
     return props
 
 
-def _job(row: Row) -> Job:
+def job_from_row(row: Row) -> Job:
     d = row.data
     return Job.model_validate(
         {
@@ -201,7 +201,7 @@ class JobStore:
         if job_id.startswith("~"):
             raise NotFound(f"job {job_id} not found")
         row = self.table.get(tenant, job_id)
-        return _job(row), row.etag
+        return job_from_row(row), row.etag
 
     def locate(self, job_id: str) -> str | None:
         """The tenant that owns `job_id` (a cross-partition query: for admins only)."""
@@ -232,7 +232,7 @@ class JobStore:
     def list(self, tenant: str, query: JobQuery) -> Page[JobSummary]:
         sort = SORTS[query.sort]
         prefix, end = f"~i{sort.code}~", f"~i{sort.code}~~"
-        after = _decode_token(query.sort, query.continuation) if query.continuation else None
+        after = decode_token(query.sort, query.continuation) if query.continuation else None
         if after is not None and not prefix <= after < end:
             raise InvalidInput("invalid continuation token", errors={"continuation": "out of range"})
         equals = {k: v for k, v in (("job_type", query.job_type), ("status", query.status)) if v}
@@ -257,18 +257,18 @@ class JobStore:
             )
             if wanted:
                 if len(items) == query.limit:
-                    return Page(items, _encode_token(query.sort, last))
+                    return Page(items, encode_token(query.sort, last))
                 items.append(summary)
             last = row.rk
             if filtered and scanned >= _SCAN_BUDGET:
                 # Bounded work per request: hand back what matched so far and where to go on.
-                return Page(items, _encode_token(query.sort, last))
+                return Page(items, encode_token(query.sort, last))
         return Page(items, None)
 
     def audit_trail(self, tenant: str, job_id: str, limit: int, continuation: str | None) -> Page[AuditEntry]:
         prefix, end = f"~a~{job_id}~", f"~a~{job_id}~~"
         scope = f"audit:{job_id}"
-        after = _decode_token(scope, continuation) if continuation else None
+        after = decode_token(scope, continuation) if continuation else None
         rows = self.table.query(
             tenant, rk_gt=after, rk_ge=None if after else prefix, rk_lt=end, page_size=limit + 1
         )
@@ -276,7 +276,7 @@ class JobStore:
         last = ""
         for row in rows:
             if len(entries) == limit:
-                return Page(entries, _encode_token(scope, last))
+                return Page(entries, encode_token(scope, last))
             entries.append(_audit(row))
             last = row.rk
         return Page(entries, None)

@@ -13,6 +13,7 @@ from shared.adapters.table import (
     Value,
     Write,
     check_batch,
+    check_key,
     check_property,
 )
 from shared.domain.errors import AlreadyExists, ConcurrencyConflict, NotFound
@@ -48,6 +49,7 @@ class InMemoryTable:
         self,
         pk: str | None,
         *,
+        pk_gt: str | None = None,
         rk_gt: str | None = None,
         rk_ge: str | None = None,
         rk_lt: str | None = None,
@@ -60,7 +62,7 @@ class InMemoryTable:
             check_property(name)
         page: list[Row] = []
         self.counter.add()
-        for row in self._scan(pk, rk_gt, rk_ge, rk_lt, rk_eq):
+        for row in self._scan(pk, pk_gt, rk_gt, rk_ge, rk_lt, rk_eq):
             if equals and any(row.data.get(k) != v for k, v in equals.items()):
                 continue
             if select is not None:
@@ -74,10 +76,18 @@ class InMemoryTable:
         yield from page
 
     def _scan(
-        self, pk: str | None, gt: str | None, ge: str | None, lt: str | None, eq: str | None
+        self,
+        pk: str | None,
+        pk_gt: str | None,
+        gt: str | None,
+        ge: str | None,
+        lt: str | None,
+        eq: str | None,
     ) -> Iterator[Row]:
         with self._lock:
             pks = [pk] if pk is not None else sorted(self._partitions)
+            if pk_gt is not None:
+                pks = [key for key in pks if key > pk_gt]
             snapshot: list[Row] = []
             for key in pks:
                 part = self._partitions.get(key)
@@ -118,6 +128,15 @@ class InMemoryTable:
                     staged[w.rk] = (dict(w.data), f'W/"{next(self._etags)}"')
             part.rows = staged
             part.keys = sorted(staged)
+
+    def discard(self, pk: str, rk: str) -> None:
+        check_key(pk)
+        check_key(rk)
+        self.counter.add()
+        with self._lock:
+            part = self._partitions.get(pk)
+            if part is not None and part.rows.pop(rk, None) is not None:
+                part.keys.remove(rk)
 
     def clear(self) -> None:
         with self._lock:

@@ -64,6 +64,7 @@ class Table(Protocol):
         self,
         pk: str | None,
         *,
+        pk_gt: str | None = None,
         rk_gt: str | None = None,
         rk_ge: str | None = None,
         rk_lt: str | None = None,
@@ -80,6 +81,9 @@ class Table(Protocol):
 
     def write(self, pk: str, writes: Sequence[Write]) -> None:
         """Apply writes to one partition atomically (an entity-group transaction)."""
+
+    def discard(self, pk: str, rk: str) -> None:
+        """Delete a row if it exists (one plain request; a missing row is not an error)."""
 
 
 def check_key(key: str) -> None:

@@ -15,6 +15,7 @@ from shared.domain.job import (
     JobStatus,
     JobSummary,
 )
+from shared.domain.run import Run, RunState, Trigger
 from shared.domain.schedule import FireTime, ScheduleSpec
 
 
@@ -115,3 +116,30 @@ class HealthOut(BaseModel):
     status: Literal["ok", "degraded"]
     storage: Literal["ok", "error"]
     version: str
+
+
+class RunOut(BaseModel):
+    """One occurrence (or manual run) of a job and what happened to it."""
+
+    run_id: str
+    job_id: str
+    tenant: str
+    run_key: str
+    trigger: Trigger
+    scheduled_for: datetime
+    state: RunState
+    reason: str | None
+    attempt: int
+    job_version: int
+    created_at: datetime
+    updated_at: datetime
+    transitions: dict[str, datetime] = Field(description="When the run entered each state.")
+
+    @classmethod
+    def of(cls, run: Run) -> RunOut:
+        return cls(run_id=run.id, **run.model_dump())
+
+
+class RunListOut(BaseModel):
+    items: list[RunOut]
+    continuation: str | None

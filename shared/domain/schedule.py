@@ -75,6 +75,7 @@ def zone(name: str) -> ZoneInfo:
         raise ValueError(f"unknown time zone {name!r}: use an IANA name such as 'Europe/Paris'") from err
 
 
+@lru_cache(maxsize=4096)  # stored jobs are validated again on every read: most share a few expressions
 def normalize_cron(expression: str) -> str:
     """Five space-separated fields (or a macro such as @daily); raises ValueError otherwise."""
     text = " ".join(expression.split())

@@ -15,11 +15,13 @@ from datetime import datetime
 
 from shared.adapters.due_index import DueIndex
 from shared.adapters.job_store import JobQuery, JobStore, Page
+from shared.adapters.run_store import RunStore
 from shared.domain.audit import audit_entry
 from shared.domain.clock import Clock
 from shared.domain.errors import ConcurrencyConflict, Conflict, InvalidSchedule, PreconditionFailed
 from shared.domain.ids import new_id
 from shared.domain.job import Actor, AuditEntry, Job, JobDefinition, JobStatus, JobSummary
+from shared.domain.run import Run
 from shared.domain.schedule import FireTime, ScheduleSpec
 
 log = logging.getLogger(__name__)
@@ -40,10 +42,11 @@ def _no_fire_time(spec: ScheduleSpec, now: datetime) -> InvalidSchedule:
 
 
 class JobService:
-    def __init__(self, store: JobStore, due: DueIndex, clock: Clock) -> None:
+    def __init__(self, store: JobStore, due: DueIndex, clock: Clock, runs: RunStore) -> None:
         self.store = store
         self.due = due
         self.clock = clock
+        self.runs = runs
 
     def create(self, tenant: str, actor: Actor, definition: JobDefinition) -> Job:
         now = self.clock.now()
@@ -66,6 +69,16 @@ class JobService:
     def audit(self, tenant: str, job_id: str, limit: int, continuation: str | None) -> Page[AuditEntry]:
         self.store.get(tenant, job_id)  # 404 for a job that does not exist
         return self.store.audit_trail(tenant, job_id, limit, continuation)
+
+    def job_runs(
+        self, tenant: str, job_id: str, state: str | None, limit: int, continuation: str | None
+    ) -> Page[Run]:
+        """The job's runs, newest first (404 for a job that does not exist)."""
+        self.store.get(tenant, job_id)
+        return self.runs.list(tenant, job_id, state=state, limit=limit, continuation=continuation)
+
+    def run(self, tenant: str, job_id: str, run_key: str) -> Run:
+        return self.runs.get(tenant, job_id, run_key)[0]
 
     def update(
         self,

@@ -176,3 +176,18 @@ def test_a_row_may_appear_only_once_in_a_batch(table) -> None:
 def test_values_outside_int32_are_refused(table) -> None:
     with pytest.raises(ValueError):
         table.write("p", [Write("insert", "r", {"v": 2**40})])
+
+
+def test_discard_deletes_a_row_and_ignores_a_missing_one(table) -> None:
+    table.write("p", [Write("insert", "r", {"v": 1})])
+    table.discard("p", "r")
+    table.discard("p", "r")
+    table.discard("never", "seen")
+    assert list(table.query("p")) == []
+
+
+def test_query_can_start_after_a_partition(table) -> None:
+    for pk in ["a", "b", "c"]:
+        table.write(pk, [Write("insert", "r1", {"v": 1}), Write("insert", "r2", {"v": 2})])
+    rows = list(table.query(None, pk_gt="a", rk_lt="r2"))
+    assert [(r.pk, r.rk) for r in rows] == [("b", "r1"), ("c", "r1")]

@@ -1,0 +1,366 @@
+"""The tick: every scheduled time gets exactly one run and one launch message id, whatever crashes.
+
+Runs on the in-memory tables and on Azurite (the `table_factory` fixture), with a
+controlled clock and the in-process queues.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from shared.adapters.memory_table import InMemoryTable
+from shared.adapters.queue import InProcessQueues
+from shared.adapters.table import Write
+from shared.bootstrap import Services, Tables, build
+from shared.config import Settings
+from shared.domain.clock import FixedClock
+from shared.domain.job import Actor, Job, JobDefinition, JobStatus
+from shared.domain.run import RunState
+from shared.services.launch import RunRef
+from tests.conftest import TableFactory
+
+ALICE = Actor(id="alice", name="Alice")
+START = datetime(2026, 6, 1, 12, 0, 30, tzinfo=UTC)
+
+
+class World:
+    def __init__(self, table_factory: TableFactory, clock: FixedClock) -> None:
+        self.clock = clock
+        self.broker = InProcessQueues(clock)
+        tables = Tables(jobs=table_factory("tjobs"), runs=table_factory("truns"), due=table_factory("tdue"))
+        settings = Settings(DUE_SHARDS=4, TICK_LOOKAHEAD_SECONDS=75, TICK_CONCURRENCY=4)
+        self.s: Services = build(settings, tables=tables, clock=clock, sender=self.broker)
+
+    def create(self, **overrides: Any) -> Job:
+        body: dict[str, Any] = {
+            "name": "job",
+            "job_type": "model_training",
+            "task": {"kind": "databricks_job", "job_id": 1},
+            "schedule": {"cron": "*/5 * * * *"},
+        }
+        body.update(overrides)
+        return self.s.jobs.create("team-a", ALICE, JobDefinition.model_validate(body))
+
+    def job(self, job: Job) -> Job:
+        return self.s.jobs.get("team-a", job.id)
+
+    def runs(self, job: Job) -> list:
+        return list(reversed(self.s.run_store.list("team-a", job.id, limit=500).items))
+
+    def due_rows(self) -> list[str]:
+        return [
+            r.rk for r in self.s.tables.due.query(None) if r.pk.startswith("d") and not r.rk.startswith("~")
+        ]
+
+    def pending_rows(self) -> list[str]:
+        return [r.rk for r in self.s.tables.due.query(None) if r.rk.startswith("~p~")]
+
+    def launch_ids(self) -> Counter[str]:
+        return Counter(m.message_id for m in self.broker.sent)
+
+    def deliver_all(self) -> list:
+        outcomes = []
+        for d in self.broker.due_deliveries():
+            outcomes.append(self.s.launch.handle(RunRef.parse(d.body)))
+        return outcomes
+
+
+@pytest.fixture
+def world(table_factory: TableFactory) -> World:
+    return World(table_factory, FixedClock(START))
+
+
+def test_a_due_job_gets_one_run_and_one_message_scheduled_for_its_time(world: World) -> None:
+    job = world.create()
+    world.clock.set(datetime(2026, 6, 1, 12, 4, 0, tzinfo=UTC))
+    report = world.s.ticker.tick()
+    assert (report.fired, report.errors) == (1, 0)
+    (run,) = world.runs(job)
+    fire = datetime(2026, 6, 1, 12, 5, tzinfo=UTC)
+    assert run.run_key == f"s-{int(fire.timestamp() * 1000)}"
+    assert run.state is RunState.SCHEDULED and run.scheduled_for == fire
+    (message,) = world.broker.sent
+    assert message.message_id == f"{job.id}.{run.run_key}.a1.launch"
+    assert message.scheduled_for == fire
+    assert message.body == {
+        "run": {"tenant": "team-a", "job_id": job.id, "run_key": run.run_key},
+        "attempt": 1,
+        "kind": "launch",
+    }
+    assert world.job(job).next_fire_at == fire + timedelta(minutes=5)
+    assert world.due_rows() == [
+        f"{int((fire + timedelta(minutes=5)).timestamp() * 1000):013d}~team-a~{job.id}"
+    ]
+
+
+def test_a_second_tick_at_the_same_time_does_nothing_new(world: World) -> None:
+    job = world.create()
+    world.clock.set(datetime(2026, 6, 1, 12, 4, 0, tzinfo=UTC))
+    world.s.ticker.tick()
+    world.s.ticker.tick()
+    assert len(world.runs(job)) == 1 and len(world.broker.sent) == 1
+
+
+def test_a_job_not_yet_due_is_not_touched(world: World) -> None:
+    job = world.create(schedule={"cron": "0 * * * *"})
+    report = world.s.ticker.tick()
+    assert report.fired == 0 and world.runs(job) == [] and world.job(job).next_fire_at == job.next_fire_at
+
+
+class Crash(Exception):
+    pass
+
+
+CRASH_POINTS = [
+    pytest.param("run_store.add_if_absent", id="after-the-run-row"),
+    pytest.param("due.put", id="after-the-next-due-row"),
+    pytest.param("sender.send", id="after-the-send"),
+    pytest.param("job_store.save", id="after-the-job-update"),
+    pytest.param("due.remove", id="after-the-index-update"),
+]
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+def test_a_crash_at_any_step_then_a_rerun_fires_each_time_exactly_once(
+    world: World, monkeypatch: pytest.MonkeyPatch, point: str
+) -> None:
+    jobs = [world.create(name=f"job-{i}") for i in range(3)]
+    world.clock.set(datetime(2026, 6, 1, 12, 4, 0, tzinfo=UTC))
+    owner_name, method = point.split(".")
+    owner = getattr(world.s, owner_name) if owner_name != "sender" else world.broker
+    original = getattr(owner, method)
+    crashed = []
+
+    def crash_after(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        crashed.append(method)
+        raise Crash(point)
+
+    monkeypatch.setattr(owner, method, crash_after)
+    first = world.s.ticker.tick()
+    assert crashed and first.errors >= 1
+    monkeypatch.setattr(owner, method, original)
+    world.s.ticker.tick()
+    world.clock.advance(timedelta(seconds=30))
+    world.s.ticker.tick()
+
+    fire = datetime(2026, 6, 1, 12, 5, tzinfo=UTC)
+    for job in jobs:
+        runs = world.runs(job)
+        assert [r.scheduled_for for r in runs] == [fire], point
+        assert world.job(job).next_fire_at == fire + timedelta(minutes=5)
+    ids = world.launch_ids()
+    assert len(ids) == 3  # one id per scheduled time, however often it was sent
+    expected_due = sorted(
+        f"{int((fire + timedelta(minutes=5)).timestamp() * 1000):013d}~team-a~{j.id}" for j in jobs
+    )
+    assert sorted(world.due_rows()) == expected_due
+
+
+def test_two_ticks_at_once_record_each_time_once(world: World) -> None:
+    jobs = [world.create(name=f"job-{i}") for i in range(10)]
+    world.clock.set(datetime(2026, 6, 1, 12, 4, 0, tzinfo=UTC))
+    barrier = threading.Barrier(2)
+
+    def tick() -> None:
+        barrier.wait()
+        world.s.ticker.tick()
+
+    threads = [threading.Thread(target=tick) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for job in jobs:
+        assert len(world.runs(job)) == 1
+    assert len(world.launch_ids()) == 10
+    assert len(world.due_rows()) == 10
+
+
+def test_duplicate_deliveries_are_handled_once(world: World) -> None:
+    job = world.create()
+    world.clock.set(datetime(2026, 6, 1, 12, 4, 0, tzinfo=UTC))
+    world.broker.duplicate_next(1)
+    world.s.ticker.tick()
+    world.clock.set(datetime(2026, 6, 1, 12, 5, 0, tzinfo=UTC))
+    actions = sorted(o.action for o in world.deliver_all())
+    assert actions == ["already_handled", "queued"]
+    (run,) = world.runs(job)
+    assert run.state is RunState.QUEUED and set(run.transitions) == {"SCHEDULED", "QUEUED"}
+    assert world.pending_rows() == []
+
+
+def test_a_launch_for_an_edited_job_is_superseded(world: World) -> None:
+    job = world.create()
+    world.clock.set(datetime(2026, 6, 1, 12, 4, 0, tzinfo=UTC))
+    world.s.ticker.tick()
+    world.s.jobs.update("team-a", job.id, ALICE, job.definition.model_copy(update={"description": "v2"}))
+    world.clock.set(datetime(2026, 6, 1, 12, 5, 0, tzinfo=UTC))
+    (outcome,) = world.deliver_all()
+    assert outcome.action == "skipped" and outcome.run.reason == "superseded"
+
+
+@pytest.mark.parametrize(("change", "reason"), [("pause", "paused"), ("cancel", "job_cancelled")])
+def test_a_launch_for_a_paused_or_cancelled_job_is_skipped(world: World, change: str, reason: str) -> None:
+    job = world.create()
+    world.clock.set(datetime(2026, 6, 1, 12, 4, 0, tzinfo=UTC))
+    world.s.ticker.tick()
+    getattr(world.s.jobs, change)("team-a", job.id, ALICE)
+    world.clock.set(datetime(2026, 6, 1, 12, 5, 0, tzinfo=UTC))
+    (outcome,) = world.deliver_all()
+    assert outcome.run.state is RunState.SKIPPED and outcome.run.reason == reason
+
+
+MISFIRE = [
+    pytest.param("skip", {}, 12, 0, id="skip-records-every-missed-time"),
+    pytest.param("fire_once", {}, 11, 1, id="fire-once-fires-the-latest-missed-time"),
+    pytest.param("catch_up", {"catch_up_window": "PT30M"}, 6, 6, id="catch-up-fires-what-is-in-the-window"),
+]
+
+
+@pytest.mark.parametrize(("policy", "extra", "skipped", "caught_up"), MISFIRE)
+def test_misfire_policies_after_an_hour_down(
+    world: World, policy: str, extra: dict, skipped: int, caught_up: int
+) -> None:
+    job = world.create(misfire=policy, **extra)  # fires every 5 minutes from 12:05
+    world.clock.set(datetime(2026, 6, 1, 13, 4, 0, tzinfo=UTC))  # down from 12:04 to 13:04
+    world.s.ticker.tick()
+    runs = world.runs(job)
+    missed = [r for r in runs if r.scheduled_for < datetime(2026, 6, 1, 13, 3, tzinfo=UTC)]
+    assert len(missed) == 12  # 12:05 ... 13:00
+    assert sum(r.state is RunState.SKIPPED for r in missed) == skipped
+    assert sum(r.state is RunState.SCHEDULED for r in missed) == caught_up
+    assert all(r.reason == "missed" for r in missed if r.state is RunState.SKIPPED)
+    upcoming = [r for r in runs if r.scheduled_for >= datetime(2026, 6, 1, 13, 3, tzinfo=UTC)]
+    assert [(r.scheduled_for.minute, r.state) for r in upcoming] == [(5, RunState.SCHEDULED)]
+    if policy == "fire_once":
+        (fired,) = [r for r in missed if r.state is RunState.SCHEDULED]
+        assert fired.scheduled_for == datetime(2026, 6, 1, 13, 0, tzinfo=UTC)
+
+
+def test_catch_up_is_capped_and_records_the_rest(world: World) -> None:
+    job = world.create(schedule={"cron": "* * * * *"}, misfire="catch_up", catch_up_window="PT3H")
+    world.clock.set(START + timedelta(hours=3))
+    for _ in range(3):  # a long backlog is worked through a bounded amount per tick
+        world.s.ticker.tick()
+    runs = world.runs(job)
+    missed = [r for r in runs if r.scheduled_for < START + timedelta(hours=3) - timedelta(minutes=1)]
+    fired = [r for r in missed if r.state is RunState.SCHEDULED]
+    assert len(fired) == 100
+    assert {r.reason for r in missed if r.state is RunState.SKIPPED} == {"catch_up_limit"}
+    assert min(r.scheduled_for for r in fired) > max(
+        r.scheduled_for for r in missed if r.state is RunState.SKIPPED
+    )
+
+
+def test_a_paused_job_creates_no_runs_unless_it_records_skips(world: World) -> None:
+    quiet = world.create(name="quiet")
+    noted = world.create(name="noted", record_skipped_while_paused=True)
+    for job in (quiet, noted):
+        world.s.jobs.pause("team-a", job.id, ALICE)
+    world.clock.set(datetime(2026, 6, 1, 12, 16, 0, tzinfo=UTC))
+    world.s.ticker.tick()
+    assert world.runs(quiet) == []
+    assert [(r.state, r.reason) for r in world.runs(noted)] == [(RunState.SKIPPED, "paused")] * 3
+    assert world.broker.sent == []
+
+
+def test_a_stale_due_row_of_a_cancelled_job_is_dropped(world: World) -> None:
+    job = world.create()
+    entry = world.s.due.entry(world.job(job))
+    world.s.jobs.cancel("team-a", job.id, ALICE)
+    world.s.due.put(entry)  # as if the cancel crashed before deleting it
+    world.clock.set(datetime(2026, 6, 1, 12, 4, 0, tzinfo=UTC))
+    report = world.s.ticker.tick()
+    assert report.stale_rows == 1 and world.due_rows() == [] and world.runs(job) == []
+
+
+def test_a_schedule_that_ends_completes_the_job(world: World) -> None:
+    job = world.create(schedule={"cron": "*/5 * * * *", "end_at": "2026-06-01T12:10:00Z"})
+    world.clock.set(datetime(2026, 6, 1, 12, 9, 0, tzinfo=UTC))
+    world.s.ticker.tick()
+    assert [r.scheduled_for.minute for r in world.runs(job)] == [5, 10]
+    assert world.job(job).status is JobStatus.COMPLETED
+    assert world.due_rows() == []
+
+
+def test_a_one_time_job_fires_once_and_completes(world: World) -> None:
+    job = world.create(schedule={"at": "2026-06-01T12:01:00Z"})
+    world.s.ticker.tick()
+    world.clock.advance(timedelta(minutes=5))
+    world.s.ticker.tick()
+    assert len(world.runs(job)) == 1
+    assert world.job(job).status is JobStatus.COMPLETED
+
+
+def test_fall_back_night_yields_one_occurrence_for_a_daily_0130_new_york_job(world: World) -> None:
+    world.clock.set(datetime(2026, 10, 31, 12, 0, tzinfo=UTC))
+    job = world.create(schedule={"cron": "30 1 * * *", "timezone": "America/New_York"})
+    moment = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
+    while moment < datetime(2026, 11, 1, 9, 0, tzinfo=UTC):  # a tick every minute through the night
+        world.clock.set(moment)
+        world.s.ticker.tick()
+        moment += timedelta(minutes=1)
+    runs = world.runs(job)
+    assert [r.scheduled_for for r in runs] == [datetime(2026, 11, 1, 5, 30, tzinfo=UTC)]
+
+
+def test_tick_work_does_not_grow_with_jobs_that_are_not_due() -> None:
+    def storage_requests(not_due: int) -> int:
+        w = World(InMemoryTable, FixedClock(START))
+        for i in range(10):
+            w.create(name=f"due-{i}")
+        for i in range(not_due):
+            w.create(name=f"later-{i}", schedule={"cron": "0 0 1 1 *"})
+        w.clock.set(datetime(2026, 6, 1, 12, 4, 0, tzinfo=UTC))
+        tables = [t for t in w.s.tables.all() if isinstance(t, InMemoryTable)]
+        for table in tables:
+            table.counter.reset()
+        w.s.ticker.tick()
+        return sum(table.counter.reset() for table in tables)
+
+    assert storage_requests(0) == storage_requests(300)
+
+
+def test_reconcile_resends_a_lost_launch(world: World) -> None:
+    job = world.create()
+    world.clock.set(datetime(2026, 6, 1, 12, 4, 0, tzinfo=UTC))
+    world.broker.drop_next(1)
+    world.s.ticker.tick()
+    world.clock.set(datetime(2026, 6, 1, 12, 6, 0, tzinfo=UTC))
+    assert world.deliver_all() == []  # the message was lost
+    assert world.s.reconciler.run_once().resent == 0  # not yet "well after its time"
+    world.clock.set(datetime(2026, 6, 1, 12, 11, 0, tzinfo=UTC))
+    assert world.s.reconciler.run_once().resent == 1
+    outcomes = world.deliver_all()
+    assert [o.action for o in outcomes] == ["queued"]
+    assert world.runs(job)[0].state is RunState.QUEUED
+    assert world.pending_rows() == []
+    assert world.s.reconciler.run_once().resent == 0
+
+
+def test_reconcile_clears_a_pending_row_whose_run_moved_on(world: World) -> None:
+    world.create()
+    world.clock.set(datetime(2026, 6, 1, 12, 4, 0, tzinfo=UTC))
+    world.s.ticker.tick()
+    world.clock.set(datetime(2026, 6, 1, 12, 5, 0, tzinfo=UTC))
+    pending = world.pending_rows()
+    world.deliver_all()
+    shard = world.s.due.shard_of(pending[0].split("~")[4])
+    world.s.tables.due.write(shard, [Write("upsert", pending[0], {})])  # as if the handler crashed before
+    world.clock.set(datetime(2026, 6, 1, 12, 20, 0, tzinfo=UTC))
+    report = world.s.reconciler.run_once()
+    assert (report.resent, report.cleared) == (0, 1) and world.pending_rows() == []
+
+
+def test_reconcile_restores_a_missing_due_row(world: World) -> None:
+    jobs = [world.create(name=f"j{i}") for i in range(5)]
+    victim = world.s.due.entry(world.job(jobs[2]))
+    world.s.due.remove(victim)
+    report = world.s.reconciler.run_once()
+    assert report.due_rows_restored == 1 and len(world.due_rows()) == 5
