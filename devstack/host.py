@@ -31,6 +31,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import azure.functions as func
+from azure.functions.servicebus import ServiceBusMessage
+from azure.functions.timer import TimerRequest
 
 from shared.adapters.queue import Delivery, InProcessQueues
 
@@ -190,7 +192,7 @@ class TimerRunner:
                 if now >= next_at[name]:
                     next_at[name] = now + period
                     try:
-                        fn.get_user_function()(func.TimerRequest(past_due=False))
+                        fn.get_user_function()(TimerRequest(past_due=False))
                     except Exception:
                         log.exception("timer function %s failed", name)
             self._stop.wait(0.2)
@@ -250,7 +252,7 @@ class QueueDispatcher:
         if fn is None:
             log.error("no function listens on queue %s; message dropped", delivery.queue)
             return
-        message = func.ServiceBusMessage(
+        message = ServiceBusMessage(
             body=json.dumps(delivery.body).encode(),
             message_id=delivery.message_id,
             delivery_count=delivery.delivery_count,

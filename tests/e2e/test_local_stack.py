@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx2 as httpx
@@ -62,7 +63,7 @@ def stack() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TABLES_", "AUTH_MODE"))}
     process = subprocess.Popen(
-        [sys.executable, "-m", "devstack", "--port", str(port)],
+        [sys.executable, "-m", "devstack", "--port", str(port), "--tick-seconds", "2"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -116,3 +117,29 @@ def test_ctrl_c_stops_everything_it_started(stack: tuple[subprocess.Popen[bytes]
     for p in ports:
         with socket.socket() as s:
             assert s.connect_ex(("127.0.0.1", p)) != 0, f"port {p} still listening"
+
+
+def test_a_one_time_job_fires_within_a_second_of_its_time(stack: tuple[subprocess.Popen[bytes], str]) -> None:
+    _, base = stack
+    at = datetime.now(UTC) + timedelta(seconds=6)
+    job = {
+        "name": "one-shot",
+        "job_type": "other",
+        "task": {"kind": "databricks_job", "job_id": 7},
+        "schedule": {"at": at.isoformat()},
+    }
+    with httpx.Client(base_url=base, timeout=10) as http:
+        job_id = http.post("/api/jobs/schedule", json=job).json()["job_id"]
+        deadline = time.monotonic() + 30
+        runs: list = []
+        while time.monotonic() < deadline:
+            runs = http.get(f"/api/jobs/{job_id}/runs").json()["items"]
+            if runs and runs[0]["state"] != "SCHEDULED":
+                break
+            time.sleep(0.3)
+        (run,) = runs
+        assert run["state"] == "QUEUED", run
+        queued = datetime.fromisoformat(run["transitions"]["QUEUED"].replace("Z", "+00:00"))
+        scheduled = datetime.fromisoformat(run["scheduled_for"].replace("Z", "+00:00"))
+        assert timedelta(0) <= queued - scheduled < timedelta(seconds=1)
+        assert http.get(f"/api/jobs/{job_id}").json()["status"] == "COMPLETED"

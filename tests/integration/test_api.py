@@ -504,3 +504,42 @@ def test_concurrent_edits_of_the_same_version_let_exactly_one_win(client: TestCl
         t.join()
     assert sorted(results) == [200, 412, 412, 412]
     assert client.get(f"/api/jobs/{job_id}", headers=A).json()["version"] == 2
+
+
+# --- run history --------------------------------------------------------------------------------
+
+
+def test_run_history_shows_each_occurrence(client: TestClient, services: Services) -> None:
+    job_id = create(client, schedule={"every": "PT1M"})["job_id"]
+    services.ticker.tick()  # fires what is due within the lookahead: the next one or two minutes
+    r = client.get(f"/api/jobs/{job_id}/runs", headers=A)
+    assert r.status_code == 200
+    runs = r.json()["items"]
+    assert runs and all(run["state"] == "SCHEDULED" and run["trigger"] == "schedule" for run in runs)
+    assert [run["scheduled_for"] for run in runs] == sorted(
+        (run["scheduled_for"] for run in runs), reverse=True
+    )
+    newest = runs[0]
+    assert newest["run_id"] == f"{job_id}_{newest['run_key']}"
+    one = client.get(f"/api/runs/{newest['run_id']}", headers=A)
+    assert one.status_code == 200 and one.json()["scheduled_for"] == newest["scheduled_for"]
+    assert "SCHEDULED" in one.json()["transitions"]
+    assert (
+        client.get(f"/api/jobs/{job_id}/runs", params={"state": "SKIPPED"}, headers=A).json()["items"] == []
+    )
+    assert client.get(f"/api/runs/{newest['run_id']}", headers=B).status_code == 404
+    assert client.get(f"/api/jobs/{job_id}/runs", headers=B).status_code == 404
+    paged = client.get(f"/api/jobs/{job_id}/runs", params={"limit": 1}, headers=A).json()
+    assert len(paged["items"]) == 1 and (paged["continuation"] is not None) == (len(runs) > 1)
+
+
+@pytest.mark.parametrize("run_id", ["nope", "01JUNKNOWNJOB0000000000000_s-1", "01JUNKNOWNJOB0000000000000_x"])
+def test_unknown_runs_are_404(client: TestClient, run_id: str) -> None:
+    r = client.get(f"/api/runs/{run_id}", headers=A)
+    assert r.status_code == 404 and r.headers["content-type"] == PROBLEM
+
+
+def test_run_state_filter_must_be_a_state(client: TestClient) -> None:
+    job_id = create(client)["job_id"]
+    r = client.get(f"/api/jobs/{job_id}/runs", params={"state": "DONE' or state ne '"}, headers=A)
+    assert r.status_code == 422

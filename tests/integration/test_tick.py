@@ -137,7 +137,7 @@ def test_a_crash_at_any_step_then_a_rerun_fires_each_time_exactly_once(
     crashed = []
 
     def crash_after(*args: Any, **kwargs: Any) -> Any:
-        result = original(*args, **kwargs)
+        original(*args, **kwargs)
         crashed.append(method)
         raise Crash(point)
 

@@ -66,3 +66,40 @@ def test_host_json_uses_extension_bundle_v4_and_the_api_prefix() -> None:
     assert host["extensionBundle"]["id"] == "Microsoft.Azure.Functions.ExtensionBundle"
     assert host["extensionBundle"]["version"].startswith("[4.")
     assert host["extensions"]["http"]["routePrefix"] == "api"
+
+
+_BINDINGS = """
+import json
+import function_app
+out = {}
+for fn in function_app.app.get_functions():
+    t = fn.get_trigger()
+    out[fn.get_function_name()] = {k: getattr(t, k, None) for k in ("schedule", "queue_name", "connection")}
+    out[fn.get_function_name()]["type"] = t.get_binding_name()
+print(json.dumps(out))
+"""
+
+
+def test_timer_and_queue_functions_bind_to_what_host_json_and_the_infrastructure_expect() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _BINDINGS],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    functions = json.loads(result.stdout.strip().splitlines()[-1])
+    assert functions["tick"] == {
+        "type": "timerTrigger",
+        "schedule": "0 * * * * *",
+        "queue_name": None,
+        "connection": None,
+    }
+    assert functions["reconcile"]["type"] == "timerTrigger"
+    assert functions["launch"] == {
+        "type": "serviceBusTrigger",
+        "schedule": None,
+        "queue_name": "%LaunchQueueName%",
+        "connection": "ServiceBusConnection",
+    }
