@@ -126,7 +126,8 @@ def _summary(row: Row) -> JobSummary:
     return JobSummary.model_validate(data)
 
 
-def _job_props(job: Job) -> dict[str, Value]:
+def job_props(job: Job) -> dict[str, Value]:
+    """The job row's properties (the inverse of `job_from_row`)."""
     props = _summary_props(JobSummary.of(job))
     props.update(
         definition=job.definition.model_dump_json(),
@@ -211,7 +212,7 @@ class JobStore:
 
     def add(self, job: Job, audit: AuditEntry) -> None:
         """Insert a new job with its index rows and its first audit row, atomically."""
-        writes = [Write("insert", job.id, _job_props(job))]
+        writes = [Write("insert", job.id, job_props(job))]
         writes += [Write("upsert", rk, props) for rk, props in _index_rows(job).items()]
         writes.append(_audit_write(audit))
         self.table.write(job.tenant, writes)
@@ -222,7 +223,7 @@ class JobStore:
         Raises ConcurrencyConflict if the job changed since it was read; then nothing is written.
         """
         old_rows, new_rows = _index_rows(before), _index_rows(after)
-        writes = [Write("replace", after.id, _job_props(after), etag=etag)]
+        writes = [Write("replace", after.id, job_props(after), etag=etag)]
         writes += [Write("upsert", rk, props) for rk, props in new_rows.items() if old_rows.get(rk) != props]
         writes += [Write("delete", rk) for rk in old_rows if rk not in new_rows]
         if audit is not None:
