@@ -1,8 +1,8 @@
 """Benchmarks of the tick (issue 3), each against its own Azurite.
 
-    .venv/bin/python -m benchmarks.tick requests    # storage requests per tick: 1,000 vs 100,000 schedules, 100 due
+    .venv/bin/python -m benchmarks.tick requests    # storage requests per tick: 1,000 vs 100,000 (100 due)
     .venv/bin/python -m benchmarks.tick throughput  # occurrences fired per minute, 10,000 due at once
-    .venv/bin/python -m benchmarks.tick lag         # launch lag on the local stack, 1,000 due in the same minute
+    .venv/bin/python -m benchmarks.tick lag         # launch lag on the local stack, 1,000 due in one minute
 
 `requests` seeds the schedules that are not due with exactly what the tick could
 read of them (their job row and their due row); their list-index rows are left
@@ -137,9 +137,10 @@ def throughput(count: int) -> None:
         started = time.perf_counter()
         report = services.ticker.tick()
         elapsed = time.perf_counter() - started
+        rate = report.fired / elapsed * 60
+        print(f"fired {report.fired} occurrences in {elapsed:.1f}s: {rate:,.0f} per minute")
         print(
-            f"fired {report.fired} occurrences in {elapsed:.1f}s: {report.fired / elapsed * 60:,.0f} per minute "
-            f"(tick concurrency {settings.tick_concurrency}); errors {report.errors}, conflicts {report.conflicts}"
+            f"concurrency {settings.tick_concurrency}; errors {report.errors}, conflicts {report.conflicts}"
         )
         print(
             f"storage requests: {counter.requests} ({counter.requests / report.fired:.2f} per occurrence); "

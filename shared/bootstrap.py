@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property, lru_cache
 
+from shared import telemetry
 from shared.adapters.due_index import DueIndex
 from shared.adapters.job_store import JobStore
 from shared.adapters.queue import InProcessQueues, MessageSender
@@ -158,4 +159,6 @@ def build(
 @lru_cache(maxsize=1)
 def services() -> Services:
     """The process-wide services, built on first use from the environment."""
-    return build(get_settings())
+    settings = get_settings()
+    telemetry.configure(settings)
+    return build(settings)

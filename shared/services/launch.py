@@ -21,6 +21,7 @@ from shared.domain.clock import Clock
 from shared.domain.errors import InvalidInput, NotFound
 from shared.domain.job import JobStatus
 from shared.domain.run import Run, RunState, SkipReason
+from shared.telemetry import metrics
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,11 @@ class LaunchService:
             action = "skipped"
         self.runs.save(moved, etag)  # ConcurrencyConflict: another delivery won; this one is redelivered
         self.due.remove(pending)
+        metrics.fire_lag_ms.record(lag_ms)
+        if moved.state.is_terminal:
+            metrics.runs_finished.add(
+                1, {"state": moved.state.value, "job_id": run.job_id, "tenant": run.tenant}
+            )
         log.info(
             "launch %s", action, extra={"job_id": ref.job_id, "run_key": ref.run_key, "lag_ms": round(lag_ms)}
         )

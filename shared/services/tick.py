@@ -35,6 +35,7 @@ from shared.domain.clock import Clock
 from shared.domain.errors import ConcurrencyConflict, NotFound
 from shared.domain.job import Job, JobStatus, MisfirePolicy
 from shared.domain.run import Run, RunState, SkipReason
+from shared.telemetry import metrics, traceparent
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,12 @@ def launch_message(queue: str, run: Run, attempt: int = 1) -> OutgoingMessage:
             "kind": "launch",
         },
         scheduled_for=run.scheduled_for,
-        properties={"job_id": run.job_id, "run_key": run.run_key, "tenant": run.tenant},
+        properties={
+            "job_id": run.job_id,
+            "run_key": run.run_key,
+            "tenant": run.tenant,
+            "traceparent": traceparent(run.job_id, run.run_key, attempt),
+        },
     )
 
 
@@ -115,6 +121,8 @@ class Ticker:
             )
             for _ in pool.map(lambda e: self._visit_safely(e, now, horizon, report), entries):
                 pass
+        metrics.ticks.add(1)
+        metrics.occurrences_fired.add(report.fired)
         log.info(
             "tick: %d visited, %d fired, %d skipped, %d stale rows, %d errors",
             report.visited,
@@ -174,6 +182,9 @@ class Ticker:
         self.jobs.save(job, etag, after, audit=None)
         fired = [r for r in plan.runs if r.state is RunState.SCHEDULED]
         report.add(fired=len(fired), skipped=len(plan.runs) - len(fired))
+        if len(plan.runs) > len(fired):
+            labels = {"state": RunState.SKIPPED.value, "job_id": job.id, "tenant": job.tenant}
+            metrics.runs_finished.add(len(plan.runs) - len(fired), labels)
         return after
 
     def _plan(self, job: Job, now: datetime, horizon: datetime) -> _Plan:

@@ -6,6 +6,7 @@ controlled clock and the in-process queues.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -87,6 +88,8 @@ def test_a_due_job_gets_one_run_and_one_message_scheduled_for_its_time(world: Wo
     (message,) = world.broker.sent
     assert message.message_id == f"{job.id}.{run.run_key}.a1.launch"
     assert message.scheduled_for == fire
+    assert message.properties["job_id"] == job.id and message.properties["run_key"] == run.run_key
+    assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", message.properties["traceparent"])
     assert message.body == {
         "run": {"tenant": "team-a", "job_id": job.id, "run_key": run.run_key},
         "attempt": 1,

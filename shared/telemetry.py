@@ -1,0 +1,82 @@
+"""Telemetry: Application Insights through azure-monitor-opentelemetry, and the scheduler's metrics.
+
+The metric names are a contract with the alerts and the workbook (docs/monitoring.md).
+Without APPLICATIONINSIGHTS_CONNECTION_STRING nothing is exported, and the
+instruments are OpenTelemetry's no-op ones. Trace context travels in each
+message's `traceparent` application property; it is derived from the run, so
+every message about one occurrence belongs to the same trace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shared.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def traceparent(job_id: str, run_key: str, attempt: int) -> str:
+    """A W3C traceparent: one trace id per occurrence, one parent span id per attempt."""
+    trace_id = hashlib.sha256(f"{job_id}/{run_key}".encode()).hexdigest()[:32]
+    span_id = hashlib.sha256(f"{job_id}/{run_key}/a{attempt}".encode()).hexdigest()[:16]
+    return f"00-{trace_id}-{span_id}-01"
+
+
+class Metrics:
+    """The scheduler's instruments, created on first use."""
+
+    @cached_property
+    def _meter(self) -> Any:
+        from opentelemetry import metrics
+
+        return metrics.get_meter("ml-scheduler")
+
+    @cached_property
+    def ticks(self) -> Any:
+        return self._meter.create_counter("scheduler.ticks", unit="ticks", description="timer ticks")
+
+    @cached_property
+    def occurrences_fired(self) -> Any:
+        return self._meter.create_counter(
+            "scheduler.occurrences_fired", unit="occurrences", description="occurrences recorded and sent"
+        )
+
+    @cached_property
+    def fire_lag_ms(self) -> Any:
+        return self._meter.create_histogram(
+            "scheduler.fire_lag_ms", unit="ms", description="scheduled time to start of launch"
+        )
+
+    @cached_property
+    def runs_finished(self) -> Any:
+        return self._meter.create_counter("scheduler.runs_finished", unit="runs", description="runs ended")
+
+    @cached_property
+    def dead_letters(self) -> Any:
+        return self._meter.create_counter(
+            "scheduler.dead_letters", unit="messages", description="messages found dead-lettered"
+        )
+
+
+metrics = Metrics()
+
+
+def configure(settings: Settings) -> bool:
+    """Send logs, traces and metrics to Application Insights, authenticated as the app's identity."""
+    if not settings.applicationinsights_connection_string:
+        return False
+    from azure.identity import ManagedIdentityCredential
+    from azure.monitor.opentelemetry import configure_azure_monitor
+
+    configure_azure_monitor(
+        connection_string=settings.applicationinsights_connection_string,
+        credential=ManagedIdentityCredential(client_id=settings.azure_client_id),
+        logger_name="shared",
+    )
+    log.info("telemetry to Application Insights configured")
+    return True
