@@ -176,10 +176,15 @@ def lag(count: int, spread_seconds: float) -> None:
             times = [first + timedelta(seconds=spread_seconds * i / count) for i in range(count)]
 
             def create(i: int) -> str:
+                # A notebook task: the emulator simulates it, so no process per run competes for the CPU.
                 body = {
                     "name": f"lag-{i}",
                     "job_type": "other",
-                    "task": {"kind": "databricks_job", "job_id": 1},
+                    "task": {
+                        "kind": "databricks_run",
+                        "notebook_path": "/Shared/bench",
+                        "existing_cluster_id": "c",
+                    },
                     "schedule": {"at": times[i].isoformat()},
                 }
                 r = client.post("/api/jobs/schedule", json=body)
@@ -196,20 +201,28 @@ def lag(count: int, spread_seconds: float) -> None:
             time.sleep(max(0.0, (times[-1] - datetime.now(UTC)).total_seconds()) + 5)
             settings = Settings(TABLES_CONNECTION_STRING=azurite.connection_string)
             runs = build(settings).run_store
-            lags = []
+            delivered: list[float] = []
+            called: list[float] = []
             for job_id in ids:
                 (run,) = runs.list("dev", job_id).items
-                queued = run.transitions.get("QUEUED")
-                lags.append((queued - run.scheduled_for).total_seconds() * 1000 if queued else float("inf"))
+                start = run.transitions.get("LAUNCHING")
+                launched = run.attempts[0].launched_at if run.attempts else None
+                delivered.append(
+                    (start - run.scheduled_for).total_seconds() * 1000 if start else float("inf")
+                )
+                called.append(
+                    (launched - run.scheduled_for).total_seconds() * 1000 if launched else float("inf")
+                )
         finally:
             os.killpg(stack.pid, signal.SIGINT)
             stack.wait(timeout=30)
-    lags.sort()
-    p99 = lags[int(len(lags) * 0.99) - 1]
-    print(
-        f"launch lag (QUEUED - scheduled), {count} jobs: p50 {statistics.median(lags):.0f} ms, "
-        f"p99 {p99:.0f} ms, max {lags[-1]:.0f} ms"
-    )
+    for name, lags in (("delivery of the launch message", delivered), ("the Databricks launch call", called)):
+        lags.sort()
+        p99 = lags[max(0, int(len(lags) * 0.99) - 1)]
+        print(
+            f"{name} minus scheduled time, {count} jobs: p50 {statistics.median(lags):.0f} ms, "
+            f"p99 {p99:.0f} ms, max {lags[-1]:.0f} ms"
+        )
 
 
 def main() -> int:

@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Iterator
 
-from devstack.azurite import Azurite
+from devstack.azurite import ROOT, Azurite
 from devstack.host import (
     HttpHost,
     QueueDispatcher,
@@ -24,6 +24,26 @@ from devstack.host import (
 from shared.adapters.queue import InProcessQueues
 
 log = logging.getLogger("devstack")
+
+
+@contextlib.contextmanager
+def databricks() -> Iterator[str]:
+    """The Databricks emulator, unless DATABRICKS_HOST names a workspace to use."""
+    if os.environ.get("DATABRICKS_HOST"):
+        yield f"the workspace at {os.environ['DATABRICKS_HOST']}"
+        return
+    from devstack.databricks_emulator import Emulator
+
+    root = ROOT / ".devstack" / "workspace"
+    root.mkdir(parents=True, exist_ok=True)
+    with Emulator(workspace_root=root) as emulator:
+        os.environ.update(
+            DATABRICKS_HOST=emulator.url,
+            DATABRICKS_AUTH="token",
+            DATABRICKS_TOKEN="dev-token",  # the emulator accepts any token
+            DATABRICKS_CONFIG_FILE=str(root / "no-databrickscfg"),  # never read ~/.databrickscfg
+        )
+        yield f"the Databricks emulator on {emulator.url} (python files under {root})"
 
 
 @contextlib.contextmanager
@@ -57,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
-    with table_storage() as storage:
+    with table_storage() as storage, databricks() as workspace:
         from shared.bootstrap import services
 
         services().ensure_tables()
@@ -74,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             queues = "Service Bus (its triggers need the Functions host: only sending works here)"
         log.info("table storage: %s; queues: %s", storage, queues)
+        log.info("databricks: %s", workspace)
         log.info("functions: %s", ", ".join(f"{t}:{len(fs)}" for t, fs in sorted(triggers.items())))
         log.info(
             "tick every %.0fs; API on http://%s:%d/api (docs: /api/docs); Ctrl-C stops",

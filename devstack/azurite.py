@@ -7,6 +7,7 @@ telemetry, 127.0.0.1 only; the process is killed with its group on stop.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -19,6 +20,13 @@ ROOT = Path(__file__).resolve().parent.parent
 # Azurite's documented, public development account: not a secret.
 ACCOUNT = "devstoreaccount1"
 KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def _die_with_parent() -> None:
+    """Linux: Azurite gets SIGTERM when the thread that started it ends (even if its process is SIGKILLed)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def free_port() -> int:
@@ -65,7 +73,8 @@ class Azurite:
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            start_new_session=True,
+            start_new_session=True,  # Ctrl-C reaches us, not Azurite: we stop it in order
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - one prctl call, no locks taken
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

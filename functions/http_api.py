@@ -50,6 +50,7 @@ SortName = Literal[
     "name", "-name", "next_fire_at", "-next_fire_at", "created_at", "-created_at", "updated_at", "-updated_at"
 ]
 JobId = Annotated[str, PathParam(max_length=64, description="The job id returned by create.")]
+RunId = Annotated[str, PathParam(max_length=128, description="`{job id}_{run key}`, as runs list it.")]
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,13 @@ def health(request: Request) -> JSONResponse:
         storage: Literal["ok", "error"] = "ok"
     except ExternalError:
         storage = "error"
-    body = HealthOut(status="ok" if storage == "ok" else "degraded", storage=storage, version=VERSION)
+    dead_letters = services.dead_letter_counts()
+    body = HealthOut(
+        status="ok" if storage == "ok" else "degraded",
+        storage=storage,
+        version=VERSION,
+        dead_letters=dead_letters,
+    )
     return JSONResponse(body.model_dump(), status_code=200 if storage == "ok" else 503)
 
 
@@ -209,9 +216,12 @@ def edit_job(
 
 @router.delete("/api/jobs/{job_id}", tags=["jobs"])
 def cancel_job(job_id: JobId, ctx: Ctx) -> ChangedOut:
-    """Cancel the job: no further fires. Safe to repeat."""
-    job = ctx.services.jobs.cancel(ctx.job_tenant(job_id), job_id, ctx.caller.actor)
-    return _changed(job, f"Job '{job.definition.name}' cancelled")
+    """Cancel the job: no further fires; its active runs are cancelled (in Databricks too). Repeatable."""
+    tenant = ctx.job_tenant(job_id)
+    job = ctx.services.jobs.cancel(tenant, job_id, ctx.caller.actor)
+    stopped = ctx.services.runs.cancel_active(tenant, job_id, f"job cancelled by {ctx.caller.actor.name}")
+    extra = f"; {len(stopped)} active run(s) cancelled" if stopped else ""
+    return _changed(job, f"Job '{job.definition.name}' cancelled{extra}")
 
 
 @router.post("/api/jobs/{job_id}/pause", tags=["jobs"])
@@ -255,9 +265,38 @@ def job_runs(
 
 
 @router.get("/api/runs/{run_id}", tags=["runs"])
-def get_run(run_id: Annotated[str, PathParam(max_length=128)], ctx: Ctx) -> RunOut:
+def get_run(run_id: RunId, ctx: Ctx) -> RunOut:
     job_id, run_key = parse_run_id(run_id)
     return RunOut.of(ctx.services.jobs.run(ctx.job_tenant(job_id), job_id, run_key))
+
+
+@router.post("/api/jobs/{job_id}/run", status_code=202, tags=["runs"])
+def run_job_now(job_id: JobId, ctx: Ctx, response: Response) -> RunOut:
+    """Run the job now, outside its schedule. Answers with the new run (launching)."""
+    run = ctx.services.runs.run_now(ctx.job_tenant(job_id), job_id, ctx.caller.actor)
+    response.headers["Location"] = f"/api/runs/{run.id}"
+    return RunOut.of(run)
+
+
+@router.post("/api/jobs/{job_id}/retry", tags=["runs"])
+def retry_job(job_id: JobId, ctx: Ctx) -> RunOut:
+    """Retry the job's latest FAILED or TIMED_OUT run: a new attempt, launched now."""
+    return RunOut.of(ctx.services.runs.retry_latest_failed(ctx.job_tenant(job_id), job_id, ctx.caller.actor))
+
+
+@router.post("/api/runs/{run_id}/retry", tags=["runs"])
+def retry_run(run_id: RunId, ctx: Ctx) -> RunOut:
+    """A new attempt of this FAILED or TIMED_OUT run (409 for a run in any other state)."""
+    job_id, run_key = parse_run_id(run_id)
+    return RunOut.of(ctx.services.runs.retry(ctx.job_tenant(job_id), job_id, run_key, ctx.caller.actor))
+
+
+@router.post("/api/runs/{run_id}/cancel", tags=["runs"])
+def cancel_run(run_id: RunId, ctx: Ctx) -> RunOut:
+    """Cancel the run, in Databricks too if it runs there (409 for a run that already ended)."""
+    job_id, run_key = parse_run_id(run_id)
+    reason = f"cancelled by {ctx.caller.actor.name}"
+    return RunOut.of(ctx.services.runs.cancel(ctx.job_tenant(job_id), job_id, run_key, reason))
 
 
 @router.post("/api/schedules/preview", tags=["schedules"])

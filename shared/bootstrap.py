@@ -12,16 +12,18 @@ from datetime import timedelta
 from functools import cached_property, lru_cache
 
 from shared import telemetry
+from shared.adapters.databricks import Databricks
 from shared.adapters.due_index import DueIndex
 from shared.adapters.job_store import JobStore
-from shared.adapters.queue import InProcessQueues, MessageSender
+from shared.adapters.queue import DeadLetters, InProcessQueues, MessageSender
 from shared.adapters.run_store import RunStore
 from shared.adapters.table import OperationCounter, Table
 from shared.config import Settings, get_settings
 from shared.domain.clock import Clock, SystemClock
+from shared.domain.errors import ExternalError
 from shared.services.jobs import JobService
-from shared.services.launch import LaunchService
 from shared.services.reconcile import Reconciler
+from shared.services.runs import RunService, RunSettings
 from shared.services.tick import Ticker
 
 
@@ -39,12 +41,18 @@ class Services:
     """The object graph of one process. Parts are built on first use."""
 
     def __init__(
-        self, settings: Settings, tables: Tables, clock: Clock, sender: MessageSender | None = None
+        self,
+        settings: Settings,
+        tables: Tables,
+        clock: Clock,
+        sender: MessageSender | None = None,
+        databricks: Databricks | None = None,
     ) -> None:
         self.settings = settings
         self.tables = tables
         self.clock = clock
         self._sender = sender
+        self._databricks = databricks
         self.job_store = JobStore(tables.jobs)
         self.run_store = RunStore(tables.runs)
         self.due = DueIndex(tables.due, settings.due_shards)
@@ -76,8 +84,41 @@ class Services:
         )
 
     @cached_property
-    def launch(self) -> LaunchService:
-        return LaunchService(jobs=self.job_store, runs=self.run_store, due=self.due, clock=self.clock)
+    def databricks(self) -> Databricks:
+        """The Databricks adapter; the SDK (about 2 s to import) loads only when a run needs it."""
+        return self._databricks or databricks_adapter(self.settings)
+
+    @cached_property
+    def runs(self) -> RunService:
+        return RunService(
+            jobs=self.job_store,
+            runs=self.run_store,
+            due=self.due,
+            sender=self.sender,
+            databricks=lambda: self.databricks,
+            clock=self.clock,
+            settings=RunSettings(
+                launch_queue=self.settings.launch_queue,
+                poll_queue=self.settings.poll_queue,
+                poll_initial=timedelta(seconds=self.settings.poll_initial_seconds),
+                poll_max=timedelta(seconds=self.settings.poll_max_seconds),
+            ),
+        )
+
+    @property
+    def dead_letter_source(self) -> DeadLetters | None:
+        sender = self.sender
+        return sender if hasattr(sender, "drain_dead_letters") else None  # type: ignore[return-value]
+
+    def dead_letter_counts(self) -> dict[str, int | None]:
+        source = self.dead_letter_source
+        counts: dict[str, int | None] = {}
+        for queue in (self.settings.launch_queue, self.settings.poll_queue):
+            try:
+                counts[queue] = source.dead_letter_count(queue) if source is not None else None
+            except ExternalError:
+                counts[queue] = None
+        return counts
 
     @cached_property
     def reconciler(self) -> Reconciler:
@@ -88,6 +129,9 @@ class Services:
             sender=self.sender,
             clock=self.clock,
             launch_queue=self.settings.launch_queue,
+            dead_letters=self.dead_letter_source,
+            dead_letter_queues=(self.settings.launch_queue, self.settings.poll_queue),
+            on_dead_letter=self.runs.dead_lettered,
         )
 
 
@@ -138,6 +182,12 @@ def message_sender(settings: Settings, clock: Clock) -> MessageSender:
     return in_process_queues()
 
 
+def databricks_adapter(settings: Settings) -> Databricks:
+    from shared.adapters.databricks_sdk import SdkDatabricks, databricks_client
+
+    return SdkDatabricks(databricks_client(settings))
+
+
 def credential(settings: Settings):  # type: ignore[no-untyped-def]
     """The app's managed identity (user-assigned when AZURE_CLIENT_ID is set)."""
     from azure.identity import DefaultAzureCredential
@@ -150,10 +200,11 @@ def build(
     tables: Tables | None = None,
     clock: Clock | None = None,
     sender: MessageSender | None = None,
+    databricks: Databricks | None = None,
 ) -> Services:
     # The SDKs log every HTTP request at INFO: far too much for Application Insights.
     logging.getLogger("azure").setLevel(logging.WARNING)
-    return Services(settings, tables or azure_tables(settings), clock or SystemClock(), sender)
+    return Services(settings, tables or azure_tables(settings), clock or SystemClock(), sender, databricks)
 
 
 @lru_cache(maxsize=1)

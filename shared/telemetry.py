@@ -57,6 +57,18 @@ class Metrics:
         return self._meter.create_counter("scheduler.runs_finished", unit="runs", description="runs ended")
 
     @cached_property
+    def attempts(self) -> Any:
+        return self._meter.create_counter(
+            "scheduler.attempts", unit="attempts", description="attempts started"
+        )
+
+    @cached_property
+    def polls(self) -> Any:
+        return self._meter.create_counter(
+            "scheduler.polls", unit="polls", description="polls of Databricks runs"
+        )
+
+    @cached_property
     def dead_letters(self) -> Any:
         return self._meter.create_counter(
             "scheduler.dead_letters", unit="messages", description="messages found dead-lettered"

@@ -16,7 +16,7 @@ import heapq
 import itertools
 import json
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
@@ -51,6 +51,22 @@ class Delivery:
 class MessageSender(Protocol):
     def send(self, messages: Sequence[OutgoingMessage]) -> None:
         """Send (or schedule) messages; raises ExternalError if Service Bus refused them."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    queue: str
+    message_id: str
+    body: Mapping[str, Any]
+    reason: str
+
+
+class DeadLetters(Protocol):
+    def dead_letter_count(self, queue: str) -> int:
+        """How many messages sit in the queue's dead-letter queue (may stop counting at 100)."""
+
+    def drain_dead_letters(self, queue: str, limit: int, handle: Callable[[DeadLetter], None]) -> int:
+        """Hand up to `limit` dead letters to `handle`; each is removed only after `handle` returns."""
 
 
 @dataclass(order=True)
@@ -145,6 +161,19 @@ class InProcessQueues:
         """Sleep until a message is sent or `timeout` seconds pass (the dispatcher's idle wait)."""
         with self._lock:
             self._wake.wait(timeout)
+
+    def dead_letter_count(self, queue: str) -> int:
+        with self._lock:
+            return len(self.dead_letters.get(queue, []))
+
+    def drain_dead_letters(self, queue: str, limit: int, handle: Callable[[DeadLetter], None]) -> int:
+        with self._lock:
+            batch = list(self.dead_letters.get(queue, [])[:limit])
+        for delivery in batch:
+            handle(DeadLetter(queue, delivery.message_id, delivery.body, "MaxDeliveryCountExceeded"))
+            with self._lock:
+                self.dead_letters[queue].remove(delivery)
+        return len(batch)
 
     def pending(self, queue: str | None = None) -> int:
         with self._lock:

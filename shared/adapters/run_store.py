@@ -25,16 +25,24 @@ def row_key(run_key: str) -> str:
     return f"{_MAX_MS - epoch_ms(run_key_time(run_key)):013d}~{run_key}"
 
 
+_JSON_FIELDS = ("transitions", "attempts")
+
+
 def _props(run: Run) -> dict[str, Value]:
-    data = run.model_dump(mode="json", exclude={"tenant", "job_id", "transitions"}, exclude_none=True)
-    data["transitions"] = json.dumps(run.model_dump(mode="json")["transitions"], separators=(",", ":"))
+    full = run.model_dump(mode="json", exclude_none=True)
+    data: dict[str, Value] = {k: v for k, v in full.items() if k not in ("tenant", "job_id", *_JSON_FIELDS)}
+    for name in _JSON_FIELDS:
+        data[name] = json.dumps(full.get(name) or ([] if name == "attempts" else {}), separators=(",", ":"))
+    if run.databricks_run_id is not None:
+        data["databricks_run_id"] = str(run.databricks_run_id)  # Databricks ids exceed Int32
     return data
 
 
 def _run(row: Row) -> Run:
     tenant, job_id = row.pk.split("~", 1)
     data: dict[str, Any] = {**row.data, "tenant": tenant, "job_id": job_id}
-    data["transitions"] = json.loads(str(data.get("transitions") or "{}"))
+    for name in _JSON_FIELDS:
+        data[name] = json.loads(str(data.get(name) or ("[]" if name == "attempts" else "{}")))
     return Run.model_validate(data)
 
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from azure.servicebus import ServiceBusClient, ServiceBusMessage
+from azure.servicebus import ServiceBusClient, ServiceBusMessage, ServiceBusSubQueue
 from azure.servicebus.exceptions import ServiceBusError
 
-from shared.adapters.queue import OutgoingMessage
+from shared.adapters.queue import DeadLetter, OutgoingMessage
 from shared.domain.errors import ExternalError
 
 if TYPE_CHECKING:
@@ -59,6 +60,32 @@ class ServiceBusSender:
                 self._sender(queue).send_messages(batch)
         except ServiceBusError as err:
             raise ExternalError(f"service bus: {err}", retryable=True) from err
+
+    def dead_letter_count(self, queue: str) -> int:
+        try:
+            with self._client.get_queue_receiver(queue, sub_queue=ServiceBusSubQueue.DEAD_LETTER) as receiver:
+                return len(receiver.peek_messages(max_message_count=100))
+        except ServiceBusError as err:
+            raise ExternalError(f"service bus: {err}", retryable=True) from err
+
+    def drain_dead_letters(self, queue: str, limit: int, handle: Callable[[DeadLetter], None]) -> int:
+        done = 0
+        try:
+            with self._client.get_queue_receiver(
+                queue, sub_queue=ServiceBusSubQueue.DEAD_LETTER, max_wait_time=2
+            ) as receiver:
+                for message in receiver.receive_messages(max_message_count=limit, max_wait_time=2):
+                    try:
+                        body = json.loads(str(message))
+                    except ValueError:
+                        body = {}
+                    reason = str(message.dead_letter_reason or "dead-lettered")
+                    handle(DeadLetter(queue, str(message.message_id), body, reason))
+                    receiver.complete_message(message)  # only once handled: a crash leaves it for next time
+                    done += 1
+        except ServiceBusError as err:
+            raise ExternalError(f"service bus: {err}", retryable=True) from err
+        return done
 
     def close(self) -> None:
         for sender in self._senders.values():

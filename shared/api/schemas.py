@@ -15,7 +15,7 @@ from shared.domain.job import (
     JobStatus,
     JobSummary,
 )
-from shared.domain.run import Run, RunState, Trigger
+from shared.domain.run import Attempt, Run, RunState, Trigger
 from shared.domain.schedule import FireTime, ScheduleSpec
 
 
@@ -116,6 +116,10 @@ class HealthOut(BaseModel):
     status: Literal["ok", "degraded"]
     storage: Literal["ok", "error"]
     version: str
+    dead_letters: dict[str, int | None] = Field(
+        default_factory=dict,
+        description="Messages in each queue's dead-letter queue (null: could not count).",
+    )
 
 
 class RunOut(BaseModel):
@@ -134,6 +138,9 @@ class RunOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     transitions: dict[str, datetime] = Field(description="When the run entered each state.")
+    databricks_run_id: int | None = None
+    run_page_url: str | None = None
+    attempts: list[Attempt] = Field(default_factory=list, description="Each try on Databricks, oldest first.")
 
     @classmethod
     def of(cls, run: Run) -> RunOut:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import UTC, datetime
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -16,6 +16,14 @@ def new_id(at: datetime) -> str:
         value, digit = divmod(value, 32)
         chars.append(_ALPHABET[digit])
     return "".join(reversed(chars))
+
+
+def id_time(text: str) -> datetime:
+    """When an id was made (its first 48 bits: milliseconds since the epoch)."""
+    value = 0
+    for char in text[:10]:
+        value = value * 32 + _ALPHABET.index(char)
+    return datetime.fromtimestamp(value / 1000, UTC)
 
 
 def is_id(text: str) -> bool:

@@ -173,6 +173,23 @@ class RetryPolicy(BaseModel):
             raise ValueError("'max_delay' must be >= 'initial_delay'")
         return self
 
+    def should_retry(self, failed_attempt: int, failure: str) -> bool:
+        """Whether attempt `failed_attempt`, which failed with `failure`, gets another attempt.
+
+        `failure` is transient, user, timeout or launch_error (a request Databricks refused:
+        the job does not exist, no permission; trying again cannot help).
+        """
+        if failed_attempt >= self.max_attempts or failure == "launch_error":
+            return False
+        if failure == "timeout":
+            return self.retry_on_timeout
+        return self.retry_on is RetryOn.ANY or failure == "transient"
+
+    def delay_after(self, failed_attempt: int, rand: float) -> timedelta:
+        """initial_delay x backoff_coefficient^(n-1), plus up to `jitter` of it at random; <= max_delay."""
+        base = self.initial_delay * (self.backoff_coefficient ** (failed_attempt - 1))
+        return min(base * (1 + self.jitter * rand), self.max_delay)
+
 
 Tag = Annotated[
     str,
@@ -195,7 +212,7 @@ class JobDefinition(BaseModel):
     schedule: ScheduleSpec
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     timeout: timedelta | None = Field(
-        None, ge=timedelta(minutes=1), le=timedelta(days=7), description="ISO-8601 duration, e.g. PT2H."
+        None, ge=timedelta(seconds=10), le=timedelta(days=7), description="ISO-8601 duration, e.g. PT2H."
     )
     overlap: OverlapPolicy = OverlapPolicy.SKIP
     misfire: MisfirePolicy = MisfirePolicy.FIRE_ONCE

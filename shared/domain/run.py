@@ -13,6 +13,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.domain.errors import IllegalTransition, NotFound
+from shared.domain.ids import id_time, is_id
 
 
 class RunState(StrEnum):
@@ -81,12 +82,19 @@ def epoch_ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
 
+def manual_run_key(ulid: str) -> str:
+    """A run started by hand: `m-{ULID}` (sortable by when it was asked for)."""
+    return f"m-{ulid}"
+
+
 def run_key_time(run_key: str) -> datetime:
-    """The time a run key sorts by (its scheduled time)."""
+    """The time a run key sorts by: its scheduled time, or when a manual run was asked for."""
     kind, _, value = run_key.partition("-")
-    if kind != "s" or not value.isdigit():
-        raise NotFound(f"run {run_key} not found")
-    return datetime.fromtimestamp(int(value) / 1000, UTC)
+    if kind == "s" and value.isdigit():
+        return datetime.fromtimestamp(int(value) / 1000, UTC)
+    if kind == "m" and is_id(value):
+        return id_time(value)
+    raise NotFound(f"run {run_key} not found")
 
 
 def run_id(job_id: str, run_key: str) -> str:
@@ -100,6 +108,23 @@ def parse_run_id(value: str) -> tuple[str, str]:
         raise NotFound(f"run {value} not found")
     run_key_time(run_key)
     return job_id, run_key
+
+
+class Attempt(BaseModel):
+    """One try at running an occurrence on Databricks."""
+
+    model_config = ConfigDict(frozen=True)
+
+    number: int
+    databricks_run_id: int | None = None
+    run_page_url: str | None = None
+    launched_at: datetime | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    result: str | None = None  # SUCCEEDED, FAILED, TIMED_OUT, CANCELLED
+    failure: str | None = None  # transient, user, timeout, launch_error
+    code: str | None = None  # Databricks' termination code
+    error: str | None = None
 
 
 class Run(BaseModel):
@@ -117,6 +142,9 @@ class Run(BaseModel):
     created_at: datetime
     updated_at: datetime
     transitions: dict[str, datetime] = Field(default_factory=dict, description="When each state was entered.")
+    attempts: list[Attempt] = Field(default_factory=list)
+    databricks_run_id: int | None = None
+    run_page_url: str | None = None
 
     @property
     def id(self) -> str:
@@ -148,7 +176,27 @@ class Run(BaseModel):
             transitions={state.value: now},
         )
 
-    def moved(self, state: RunState, now: datetime, reason: str | None = None) -> Run:
+    @classmethod
+    def manual(cls, *, tenant: str, job_id: str, run_key: str, job_version: int, now: datetime) -> Run:
+        return cls(
+            tenant=tenant,
+            job_id=job_id,
+            run_key=run_key,
+            trigger=Trigger.MANUAL,
+            scheduled_for=now,
+            state=RunState.SCHEDULED,
+            job_version=job_version,
+            created_at=now,
+            updated_at=now,
+            transitions={RunState.SCHEDULED.value: now},
+        )
+
+    @property
+    def current_attempt(self) -> Attempt | None:
+        return self.attempts[-1] if self.attempts else None
+
+    def moved(self, state: RunState, now: datetime, reason: str | None = None, **fields: object) -> Run:
+        """The run in `state` (IllegalTransition if the table forbids it), with `fields` updated too."""
         if state not in TRANSITIONS[self.state]:
             raise IllegalTransition(f"run {self.id} cannot go from {self.state} to {state}")
         return self.model_copy(
@@ -157,5 +205,18 @@ class Run(BaseModel):
                 "reason": reason if reason is not None else self.reason,
                 "updated_at": now,
                 "transitions": {**self.transitions, state.value: now},
+                **fields,
+            }
+        )
+
+    def with_attempt(self, attempt: Attempt) -> Run:
+        """The run with `attempt` recorded (replacing an earlier record of the same number)."""
+        others = [a for a in self.attempts if a.number != attempt.number]
+        return self.model_copy(
+            update={
+                "attempts": sorted([*others, attempt], key=lambda a: a.number),
+                "attempt": max(self.attempt, attempt.number),
+                "databricks_run_id": attempt.databricks_run_id or self.databricks_run_id,
+                "run_page_url": attempt.run_page_url or self.run_page_url,
             }
         )

@@ -3,6 +3,8 @@
 * A launch sent but never picked up (its pending row is still there well after
   its time): if the run is still SCHEDULED, send the launch again; otherwise the
   handler did its work and crashed before clearing the row: clear it.
+* A message that exhausted its deliveries (dead-lettered): its run must not hang,
+  so it is marked FAILED with the reason (and its Databricks run, if any, cancelled).
 * A job that should be in the due index but is not (a crash in a path that did
   not follow the put-before-commit order, a change of DUE_SHARDS, a manual
   delete): put its row back. Jobs are visited a page per pass, from a cursor kept
@@ -16,19 +18,20 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
 from shared.adapters.due_index import DueIndex
 from shared.adapters.job_store import JobStore, job_from_row
-from shared.adapters.queue import MessageSender
+from shared.adapters.queue import DeadLetter, DeadLetters, MessageSender
 from shared.adapters.run_store import RunStore
 from shared.adapters.table import Row, Write
 from shared.domain.clock import Clock
-from shared.domain.errors import NotFound
+from shared.domain.errors import InvalidInput, NotFound
 from shared.domain.run import RunState
-from shared.services.tick import launch_message
+from shared.services.messages import RunRef, launch_message
+from shared.telemetry import metrics
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,7 @@ _CURSOR_PK, _CURSOR_RK = "reconcile", "jobs-cursor"
 class ReconcileReport:
     resent: int = 0
     cleared: int = 0
+    dead_letters: int = 0
     jobs_checked: int = 0
     due_rows_restored: int = 0
 
@@ -55,7 +59,13 @@ class Reconciler:
         launch_queue: str,
         lost_after: timedelta = timedelta(minutes=5),
         batch: int = 200,
+        dead_letters: DeadLetters | None = None,
+        dead_letter_queues: tuple[str, ...] = (),
+        on_dead_letter: Callable[[RunRef, str, str], object] | None = None,
     ) -> None:
+        self.dead_letters = dead_letters
+        self.dead_letter_queues = dead_letter_queues
+        self.on_dead_letter = on_dead_letter
         self.jobs = jobs
         self.runs = runs
         self.due = due
@@ -67,16 +77,37 @@ class Reconciler:
 
     def run_once(self) -> ReconcileReport:
         report = ReconcileReport()
+        self._dead_letters(report)
         self._lost_launches(report)
         self._missing_due_rows(report)
         log.info(
-            "reconcile: %d launches re-sent, %d pending rows cleared, %d jobs checked, %d due rows restored",
+            "reconcile: %d dead letters, %d launches re-sent, %d pending rows cleared, %d jobs checked, "
+            "%d due rows restored",
+            report.dead_letters,
             report.resent,
             report.cleared,
             report.jobs_checked,
             report.due_rows_restored,
         )
         return report
+
+    def _dead_letters(self, report: ReconcileReport) -> None:
+        if self.dead_letters is None or self.on_dead_letter is None:
+            return
+        handle = self.on_dead_letter
+
+        def failed(letter: DeadLetter) -> None:
+            metrics.dead_letters.add(1, {"queue": letter.queue})
+            try:
+                ref = RunRef.parse(letter.body)
+            except InvalidInput:
+                log.error("dead letter that names no run: %s", letter.message_id)
+                return
+            handle(ref, letter.queue, letter.reason)
+            log.warning("run failed: its message was dead-lettered", extra={"job_id": ref.job_id})
+
+        for queue in self.dead_letter_queues:
+            report.dead_letters += self.dead_letters.drain_dead_letters(queue, self.batch, failed)
 
     def _lost_launches(self, report: ReconcileReport) -> None:
         now = self.clock.now()

@@ -29,13 +29,14 @@ from threading import Lock
 
 from shared.adapters.due_index import DueEntry, DueIndex
 from shared.adapters.job_store import JobStore
-from shared.adapters.queue import MessageSender, OutgoingMessage
+from shared.adapters.queue import MessageSender
 from shared.adapters.run_store import RunStore
 from shared.domain.clock import Clock
 from shared.domain.errors import ConcurrencyConflict, NotFound
 from shared.domain.job import Job, JobStatus, MisfirePolicy
 from shared.domain.run import Run, RunState, SkipReason
-from shared.telemetry import metrics, traceparent
+from shared.services.messages import launch_message
+from shared.telemetry import metrics
 
 log = logging.getLogger(__name__)
 
@@ -59,26 +60,6 @@ class TickReport:
         with self._lock:
             for name, n in counts.items():
                 setattr(self, name, getattr(self, name) + n)
-
-
-def launch_message(queue: str, run: Run, attempt: int = 1) -> OutgoingMessage:
-    """The launch message of one attempt: same run and attempt, same id, whoever sends it."""
-    return OutgoingMessage(
-        queue=queue,
-        message_id=f"{run.job_id}.{run.run_key}.a{attempt}.launch",
-        body={
-            "run": {"tenant": run.tenant, "job_id": run.job_id, "run_key": run.run_key},
-            "attempt": attempt,
-            "kind": "launch",
-        },
-        scheduled_for=run.scheduled_for,
-        properties={
-            "job_id": run.job_id,
-            "run_key": run.run_key,
-            "tenant": run.tenant,
-            "traceparent": traceparent(run.job_id, run.run_key, attempt),
-        },
-    )
 
 
 @dataclass(frozen=True)

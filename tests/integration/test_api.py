@@ -370,7 +370,13 @@ def test_preview_rejects_bad_schedules_and_counts(client: TestClient) -> None:
 
 
 def test_health_docs_and_openapi(client: TestClient) -> None:
-    assert client.get("/api/health").json() == {"status": "ok", "storage": "ok", "version": "0.1.0"}
+    health = client.get("/api/health").json()
+    assert {k: health[k] for k in ("status", "storage", "version")} == {
+        "status": "ok",
+        "storage": "ok",
+        "version": "0.1.0",
+    }
+    assert set(health["dead_letters"]) == {"launch", "poll"}
     spec = client.get("/api/openapi.json").json()
     assert {
         "/api/jobs/schedule",

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from shared.adapters.databricks_fake import FakeDatabricks
 from shared.adapters.memory_table import InMemoryTable
 from shared.adapters.queue import InProcessQueues
 from shared.adapters.table import Write
@@ -22,7 +23,7 @@ from shared.config import Settings
 from shared.domain.clock import FixedClock
 from shared.domain.job import Actor, Job, JobDefinition, JobStatus
 from shared.domain.run import RunState
-from shared.services.launch import RunRef
+from shared.services.messages import RunRef
 from tests.conftest import TableFactory
 
 ALICE = Actor(id="alice", name="Alice")
@@ -35,7 +36,10 @@ class World:
         self.broker = InProcessQueues(clock)
         tables = Tables(jobs=table_factory("tjobs"), runs=table_factory("truns"), due=table_factory("tdue"))
         settings = Settings(DUE_SHARDS=4, TICK_LOOKAHEAD_SECONDS=75, TICK_CONCURRENCY=4)
-        self.s: Services = build(settings, tables=tables, clock=clock, sender=self.broker)
+        self.databricks = FakeDatabricks(clock)
+        self.s: Services = build(
+            settings, tables=tables, clock=clock, sender=self.broker, databricks=self.databricks
+        )
 
     def create(self, **overrides: Any) -> Job:
         body: dict[str, Any] = {
@@ -67,7 +71,8 @@ class World:
     def deliver_all(self) -> list:
         outcomes = []
         for d in self.broker.due_deliveries():
-            outcomes.append(self.s.launch.handle(RunRef.parse(d.body)))
+            if d.queue == "launch":
+                outcomes.append(self.s.runs.launch(RunRef.parse(d.body)))
         return outcomes
 
 
@@ -192,9 +197,10 @@ def test_duplicate_deliveries_are_handled_once(world: World) -> None:
     world.s.ticker.tick()
     world.clock.set(datetime(2026, 6, 1, 12, 5, 0, tzinfo=UTC))
     actions = sorted(o.action for o in world.deliver_all())
-    assert actions == ["already_handled", "queued"]
+    assert actions == ["already_handled", "launched"]
     (run,) = world.runs(job)
-    assert run.state is RunState.QUEUED and set(run.transitions) == {"SCHEDULED", "QUEUED"}
+    assert run.state is RunState.RUNNING and set(run.transitions) == {"SCHEDULED", "LAUNCHING", "RUNNING"}
+    assert world.databricks.calls["launch"] == 1
     assert world.pending_rows() == []
 
 
@@ -341,8 +347,8 @@ def test_reconcile_resends_a_lost_launch(world: World) -> None:
     world.clock.set(datetime(2026, 6, 1, 12, 11, 0, tzinfo=UTC))
     assert world.s.reconciler.run_once().resent == 1
     outcomes = world.deliver_all()
-    assert [o.action for o in outcomes] == ["queued"]
-    assert world.runs(job)[0].state is RunState.QUEUED
+    assert [o.action for o in outcomes] == ["launched"]
+    assert world.runs(job)[0].state is RunState.RUNNING
     assert world.pending_rows() == []
     assert world.s.reconciler.run_once().resent == 0
 

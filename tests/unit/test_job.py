@@ -198,7 +198,7 @@ def test_a_one_off_python_run_on_a_new_cluster_is_valid() -> None:
         pytest.param("misfire", "later", id="misfire"),
         pytest.param("priority", "critical", id="priority"),
         pytest.param("job_type", "training", id="job-type"),
-        pytest.param("timeout", "PT10S", id="timeout-too-short"),
+        pytest.param("timeout", "PT5S", id="timeout-too-short"),
         pytest.param("retry", {"max_attempts": 0}, id="zero-attempts"),
         pytest.param("retry", {"initial_delay": "PT10M", "max_delay": "PT1M"}, id="max-below-initial"),
         pytest.param("tags", ["has space"], id="bad-tag"),

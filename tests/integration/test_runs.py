@@ -1,0 +1,350 @@
+"""Launch, poll, time out, retry, cancel, overlap and dead letters, on the fake Databricks and both tables."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from shared.adapters.databricks import FailureKind, Phase, idempotency_token
+from shared.adapters.databricks_fake import FakeDatabricks, FakeOutcome
+from shared.adapters.memory_table import InMemoryTable
+from shared.adapters.queue import Delivery, InProcessQueues
+from shared.bootstrap import Services, Tables, build
+from shared.config import Settings
+from shared.domain.clock import FixedClock
+from shared.domain.errors import Conflict, ExternalError
+from shared.domain.job import Actor, Job, JobDefinition
+from shared.domain.run import RunState
+from shared.services.messages import PollRef, RunRef
+from tests.conftest import TableFactory
+
+ALICE = Actor(id="alice", name="Alice")
+T0 = datetime(2026, 6, 1, 12, 0, 30, tzinfo=UTC)
+
+
+class World:
+    def __init__(self, table_factory: TableFactory) -> None:
+        self.clock = FixedClock(T0)
+        self.broker = InProcessQueues(self.clock, max_delivery_count=3)
+        self.fake = FakeDatabricks(self.clock)
+        tables = Tables(jobs=table_factory("rjobs"), runs=table_factory("rruns"), due=table_factory("rdue"))
+        self.s: Services = build(
+            Settings(DUE_SHARDS=2, TICK_CONCURRENCY=2),
+            tables=tables,
+            clock=self.clock,
+            sender=self.broker,
+            databricks=self.fake,
+        )
+        self.s.runs.rand = lambda: 0.0  # no jitter: delays are exact
+
+    def job(self, **overrides: Any) -> Job:
+        body: dict[str, Any] = {
+            "name": "train",
+            "job_type": "model_training",
+            "task": {"kind": "databricks_job", "job_id": 42, "parameters": {"day": "{{scheduled_date}}"}},
+            "schedule": {"cron": "*/5 * * * *"},
+        }
+        body.update(overrides)
+        return self.s.jobs.create("team-a", ALICE, JobDefinition.model_validate(body))
+
+    def fire(self, at: datetime = datetime(2026, 6, 1, 12, 5, tzinfo=UTC)) -> None:
+        self.clock.set(at - timedelta(minutes=1))
+        self.s.ticker.tick()
+        self.clock.set(at)
+
+    def deliver(self, until: datetime | None = None, max_rounds: int = 200) -> list[str]:
+        """Deliver messages as the host would, moving the clock to each next message, up to `until`."""
+        actions: list[str] = []
+        for _ in range(max_rounds):
+            due = self.broker.due_deliveries()
+            if not due:
+                nxt = self.broker.next_due_at()
+                if nxt is None or (until is not None and nxt > until):
+                    break
+                self.clock.set(max(nxt, self.clock.now()))
+                continue
+            for d in due:
+                actions.append(self._handle(d))
+        return actions
+
+    def _handle(self, d: Delivery) -> str:
+        try:
+            if d.queue == "launch":
+                return self.s.runs.launch(RunRef.parse(d.body)).action
+            return self.s.runs.poll(PollRef.parse(d.body)).action
+        except ExternalError:
+            self.broker.abandon(d, self.clock.now() + timedelta(seconds=1))
+            return "error"
+
+    def run(self, job: Job) -> Any:
+        return self.s.run_store.list("team-a", job.id, limit=1).items[0]
+
+    def runs(self, job: Job) -> list[Any]:
+        return list(reversed(self.s.run_store.list("team-a", job.id, limit=100).items))
+
+
+@pytest.fixture
+def w(table_factory: TableFactory) -> World:
+    return World(table_factory)
+
+
+def test_a_launch_starts_one_databricks_run_and_schedules_the_first_poll(w: World) -> None:
+    job = w.job()
+    w.fire()
+    (launch,) = w.broker.due_deliveries()
+    outcome = w.s.runs.launch(RunRef.parse(launch.body))
+    assert outcome.action == "launched"
+    run = w.run(job)
+    assert run.state is RunState.RUNNING and run.databricks_run_id is not None
+    (request,) = w.fake.launches
+    assert request.idempotency_token == idempotency_token(run.run_key, 1, job.id)
+    assert len(request.idempotency_token) <= 64
+    assert w.fake.runs[run.databricks_run_id].parameters == {"day": "2026-06-01"}
+    (poll,) = [m for m in w.broker.sent if m.queue == "poll"]
+    assert poll.scheduled_for == w.clock.now() + timedelta(seconds=15)
+    assert poll.body["databricks_run_id"] == run.databricks_run_id and poll.body["poll"] == 1
+
+
+def test_a_redelivered_launch_reattaches_and_never_starts_a_second_run(w: World, monkeypatch: Any) -> None:
+    job = w.job()
+    w.fire()
+    (launch,) = w.broker.due_deliveries()
+    original = w.s.run_store.save
+    calls = {"n": 0}
+
+    def crash_once(run: Any, etag: str) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("crash after the Databricks call, before the run row is saved")
+        original(run, etag)
+
+    monkeypatch.setattr(w.s.run_store, "save", crash_once)
+    with pytest.raises(RuntimeError):
+        w.s.runs.launch(RunRef.parse(launch.body))
+    monkeypatch.setattr(w.s.run_store, "save", original)
+    assert w.s.runs.launch(RunRef.parse(launch.body)).action == "launched"
+    assert w.s.runs.launch(RunRef.parse(launch.body)).action == "already_handled"
+    token = idempotency_token(w.run(job).run_key, 1, job.id)
+    assert w.fake.starts_for_token(token) == 1 and w.fake.calls["launch"] == 2
+
+
+def test_a_poll_that_sees_no_change_touches_no_table(table_factory: TableFactory) -> None:
+    w = World(InMemoryTable)
+    w.fake.outcomes.append(FakeOutcome.HANG)
+    w.job()
+    w.fire()
+    w.deliver(until=w.clock.now())  # launch
+    (poll,) = w.broker.due_deliveries() or [None]
+    assert poll is None  # not yet due
+    w.clock.advance(timedelta(seconds=15))
+    (poll,) = w.broker.due_deliveries()
+    tables = [t for t in w.s.tables.all() if isinstance(t, InMemoryTable)]
+    for t in tables:
+        t.counter.reset()
+    sent_before, calls_before = len(w.broker.sent), sum(w.fake.calls.values())
+    assert w.s.runs.poll(PollRef.parse(poll.body)).action == "polled"
+    assert sum(t.counter.reset() for t in tables) == 0
+    assert len(w.broker.sent) - sent_before == 1 and sum(w.fake.calls.values()) - calls_before == 1
+    nxt = w.broker.sent[-1]
+    assert nxt.body["poll"] == 2 and nxt.scheduled_for == w.clock.now() + timedelta(seconds=30)
+
+
+def test_polling_backs_off_to_a_cap(w: World) -> None:
+    w.fake.outcomes.append(FakeOutcome.HANG)
+    w.job()
+    w.fire()
+    w.deliver(until=w.clock.now() + timedelta(minutes=20))
+    polls = [m for m in w.broker.sent if m.queue == "poll"]
+    gaps = [(b.scheduled_for - a.scheduled_for).total_seconds() for a, b in itertools.pairwise(polls)]
+    assert gaps[:5] == [30, 60, 120, 240, 300] and set(gaps[5:]) == {300}
+
+
+def test_a_successful_run_is_noted_on_the_job(w: World) -> None:
+    job = w.job()
+    w.fire()
+    w.deliver(until=w.clock.now() + timedelta(minutes=3))
+    run = w.run(job)
+    assert run.state is RunState.SUCCEEDED and run.attempts[0].result == "SUCCEEDED"
+    assert w.s.jobs.get("team-a", job.id).last_run_state == "SUCCEEDED"
+
+
+RETRIES = [
+    pytest.param({}, FailureKind.USER, 3, RunState.FAILED, id="any-failure-retried-until-attempts-run-out"),
+    pytest.param(
+        {"retry_on": "transient"},
+        FailureKind.USER,
+        1,
+        RunState.FAILED,
+        id="user-failure-not-retried-if-transient-only",
+    ),
+    pytest.param(
+        {"retry_on": "transient"}, FailureKind.TRANSIENT, 3, RunState.FAILED, id="transient-failure-retried"
+    ),
+]
+
+
+@pytest.mark.parametrize(("policy", "failure", "attempts", "final"), RETRIES)
+def test_failed_attempts_are_retried_per_policy(
+    w: World, policy: dict, failure: FailureKind, attempts: int, final: RunState
+) -> None:
+    for _ in range(3):
+        w.fake.outcomes.append(
+            FakeOutcome.failed(
+                failure, "RUN_EXECUTION_ERROR" if failure is FailureKind.USER else "CLUSTER_ERROR"
+            )
+        )
+    job = w.job(
+        retry={
+            "max_attempts": 3,
+            "initial_delay": "PT1M",
+            "backoff_coefficient": 2.0,
+            "max_delay": "PT30M",
+            **policy,
+        }
+    )
+    sent_at: list[tuple[datetime, Any]] = []
+    send = w.broker.send
+    w.broker.send = lambda messages: (sent_at.extend((w.clock.now(), m) for m in messages), send(messages))[1]  # type: ignore[method-assign]
+    w.fire()
+    w.deliver(until=w.clock.now() + timedelta(hours=1))
+    run = w.run(job)
+    assert run.state is final and len(run.attempts) == attempts
+    assert all(a.result == "FAILED" and a.failure == failure.value for a in run.attempts)
+    delays = [
+        (m.scheduled_for - at).total_seconds()
+        for at, m in sent_at
+        if m.queue == "launch" and m.body["attempt"] > 1
+    ]
+    assert delays == [60, 120][: attempts - 1]  # initial_delay x 2^(n-1)
+
+
+def test_a_flaky_run_succeeds_on_attempt_three(w: World) -> None:
+    w.fake.outcomes.extend([FakeOutcome.failed(FailureKind.USER, "RUN_EXECUTION_ERROR")] * 2)
+    job = w.job(retry={"max_attempts": 3, "initial_delay": "PT10S"})
+    w.fire()
+    w.deliver(until=w.clock.now() + timedelta(hours=1))
+    run = w.run(job)
+    assert (run.state, run.attempt) == (RunState.SUCCEEDED, 3)
+    assert len({a.databricks_run_id for a in run.attempts}) == 3
+
+
+@pytest.mark.parametrize(
+    ("retry_on_timeout", "final"), [(False, RunState.TIMED_OUT), (True, RunState.SUCCEEDED)]
+)
+def test_a_run_past_its_timeout_is_cancelled_in_databricks(
+    w: World, retry_on_timeout: bool, final: RunState
+) -> None:
+    w.fake.outcomes.append(FakeOutcome.HANG)
+    job = w.job(
+        timeout="PT2M",
+        retry={"max_attempts": 2, "initial_delay": "PT10S", "retry_on_timeout": retry_on_timeout},
+    )
+    w.fire()
+    w.deliver(until=w.clock.now() + timedelta(minutes=30))
+    run = w.run(job)
+    assert run.state is final
+    first = run.attempts[0]
+    assert first.result == "TIMED_OUT" and w.fake.calls["cancel"] == 1
+    assert first.ended_at - first.launched_at <= timedelta(minutes=2, seconds=1)
+
+
+def test_manual_retry_of_a_failed_run_starts_a_new_attempt(w: World) -> None:
+    w.fake.outcomes.append(FakeOutcome.failed(FailureKind.USER, "RUN_EXECUTION_ERROR"))
+    job = w.job()
+    w.fire()
+    w.deliver(until=w.clock.now() + timedelta(minutes=5))
+    assert w.run(job).state is RunState.FAILED
+    retried = w.s.runs.retry_latest_failed("team-a", job.id, ALICE)
+    assert (retried.state, retried.attempt) == (RunState.RETRY_WAIT, 2)
+    w.deliver(until=w.clock.now() + timedelta(minutes=5))
+    assert (w.run(job).state, w.run(job).attempt) == (RunState.SUCCEEDED, 2)
+    with pytest.raises(Conflict, match="only a FAILED or TIMED_OUT run can be retried"):
+        w.s.runs.retry("team-a", job.id, w.run(job).run_key, ALICE)
+    with pytest.raises(Conflict, match="no failed run"):
+        w.s.runs.retry_latest_failed("team-a", job.id, ALICE)
+
+
+def test_cancel_reaches_databricks_and_a_later_poll_changes_nothing(w: World) -> None:
+    w.fake.outcomes.append(FakeOutcome.HANG)
+    job = w.job()
+    w.fire()
+    w.deliver(until=w.clock.now())
+    run = w.run(job)
+    cancelled = w.s.runs.cancel("team-a", job.id, run.run_key, "by Alice")
+    assert cancelled.state is RunState.CANCELLED and w.fake.calls["cancel"] == 1
+    w.deliver(until=w.clock.now() + timedelta(minutes=5))
+    assert w.run(job).state is RunState.CANCELLED
+    with pytest.raises(Conflict):
+        w.s.runs.cancel("team-a", job.id, run.run_key, "again")
+
+
+OVERLAP = [
+    pytest.param("skip", [RunState.RUNNING, RunState.SKIPPED], 0, id="skip"),
+    pytest.param("allow", [RunState.RUNNING, RunState.RUNNING], 0, id="allow"),
+    pytest.param("cancel_previous", [RunState.CANCELLED, RunState.RUNNING], 1, id="cancel-previous"),
+    pytest.param("buffer_one", [RunState.RUNNING, RunState.QUEUED], 0, id="buffer-one"),
+]
+
+
+@pytest.mark.parametrize(("policy", "states", "cancels"), OVERLAP)
+def test_overlap_policy_with_a_long_running_job(
+    w: World, policy: str, states: list[RunState], cancels: int
+) -> None:
+    w.fake.outcomes.extend([FakeOutcome.HANG, FakeOutcome.HANG])
+    job = w.job(schedule={"cron": "* * * * *"}, overlap=policy)
+    for minute in (1, 2):
+        w.fire(datetime(2026, 6, 1, 12, minute, tzinfo=UTC))
+        w.deliver(until=w.clock.now())
+    assert [r.state for r in w.runs(job)] == states
+    assert w.fake.calls["cancel"] == cancels
+
+
+def test_buffer_one_starts_the_buffered_run_when_the_active_one_ends(w: World) -> None:
+    w.fake.outcomes.extend([FakeOutcome.HANG, FakeOutcome.SUCCESS])
+    job = w.job(schedule={"cron": "* * * * *"}, overlap="buffer_one")
+    for minute in (1, 2, 3):
+        w.fire(datetime(2026, 6, 1, 12, minute, tzinfo=UTC))
+        w.deliver(until=w.clock.now())
+    first, second, third = w.runs(job)[:3]
+    assert (second.state, third.state) == (RunState.QUEUED, RunState.SKIPPED)
+    w.fake.finish(first.databricks_run_id, Phase.SUCCEEDED)
+    w.deliver(until=w.clock.now() + timedelta(minutes=10))
+    assert [r.state for r in w.runs(job)[:3]] == [RunState.SUCCEEDED, RunState.SUCCEEDED, RunState.SKIPPED]
+
+
+def test_run_now_and_cancelling_the_job_cancels_its_active_runs(w: World) -> None:
+    w.fake.outcomes.append(FakeOutcome.HANG)
+    job = w.job(schedule={"cron": "0 0 1 1 *"})
+    run = w.s.runs.run_now("team-a", job.id, ALICE)
+    assert run.trigger.value == "manual" and run.run_key.startswith("m-")
+    w.deliver(until=w.clock.now())
+    assert w.run(job).state is RunState.RUNNING
+    w.s.jobs.cancel("team-a", job.id, ALICE)
+    (stopped,) = w.s.runs.cancel_active("team-a", job.id, "job cancelled")
+    assert stopped.state is RunState.CANCELLED and w.fake.calls["cancel"] == 1
+
+
+def test_a_throttled_launch_is_delivered_again_and_then_runs(w: World) -> None:
+    w.fake.fail_next_call("launch", status=429, retry_after=2)
+    job = w.job()
+    w.fire()
+    actions = w.deliver(until=w.clock.now() + timedelta(minutes=3))
+    assert actions[0] == "error" and "launched" in actions
+    assert w.run(job).state is RunState.SUCCEEDED
+
+
+def test_a_dead_lettered_launch_fails_its_run_and_shows_in_health(w: World) -> None:
+    w.fake.fail_next_call("launch", status=500, times=5)
+    job = w.job()
+    w.fire()
+    w.deliver(until=w.clock.now() + timedelta(minutes=1))
+    assert w.broker.dead_letter_count("launch") == 1
+    assert w.s.dead_letter_counts() == {"launch": 1, "poll": 0}
+    report = w.s.reconciler.run_once()
+    assert report.dead_letters == 1
+    run = w.run(job)
+    assert run.state is RunState.FAILED and "dead-lettered on launch" in (run.reason or "")
+    assert w.s.dead_letter_counts() == {"launch": 0, "poll": 0}
