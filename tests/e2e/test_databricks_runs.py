@@ -197,7 +197,7 @@ def test_a_file_that_outlives_its_timeout_is_cancelled_and_timed_out(stack: Stac
     run = stack.wait_for(job_id, {"TIMED_OUT", "FAILED", "SUCCEEDED"}, seconds=60)
     assert run["state"] == "TIMED_OUT", run
     emulated = next(r for r in stack.emulator.runs() if r.run_id == run["databricks_run_id"])
-    assert emulated.result_state in ("CANCELED", "CANCELLED") or emulated.state == "TERMINATED"
+    assert (emulated.life_cycle_state, emulated.result_state) == ("TERMINATED", "CANCELED")
 
 
 def test_cancelling_a_running_run_kills_its_process(stack: Stack) -> None:

@@ -97,6 +97,12 @@ def test_timer_and_queue_functions_bind_to_what_host_json_and_the_infrastructure
         "connection": None,
     }
     assert functions["reconcile"]["type"] == "timerTrigger"
+    assert functions["poll"] == {
+        "type": "serviceBusTrigger",
+        "schedule": None,
+        "queue_name": "%PollQueueName%",
+        "connection": "ServiceBusConnection",
+    }
     assert functions["launch"] == {
         "type": "serviceBusTrigger",
         "schedule": None,
