@@ -12,10 +12,7 @@ out to keep seeding 100,000 schedules within minutes: the tick never reads them.
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +21,8 @@ from pathlib import Path
 
 import httpx2 as httpx
 
-from devstack.azurite import Azurite, free_port
+from devstack.azurite import Azurite
+from devstack.process import local_stack
 from shared.adapters.job_store import job_props
 from shared.adapters.queue import InProcessQueues
 from shared.adapters.table import OperationCounter, Write
@@ -150,29 +148,15 @@ def throughput(count: int) -> None:
 
 def lag(count: int, spread_seconds: float) -> None:
     with Azurite() as azurite:
-        port = free_port()
         env = {
-            **os.environ,
             "TABLES_CONNECTION_STRING": azurite.connection_string,
             "AUTH_MODE": "development",
         }
-        stack = subprocess.Popen(
-            [sys.executable, "-m", "devstack", "--port", str(port), "--tick-seconds", "5"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-            for _ in range(300):
-                try:
-                    client.get("/api/health").raise_for_status()
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
-            first = (datetime.now(UTC) + timedelta(seconds=75)).replace(microsecond=0)
+        with local_stack(env) as (_, base):
+            client = httpx.Client(base_url=base, timeout=30)
+            # Far enough ahead that all jobs exist before the tick's lookahead (75 s) reaches them,
+            # as schedules in production do: the tick then has 75 s to record them all.
+            first = (datetime.now(UTC) + timedelta(seconds=60 + count * 0.06)).replace(microsecond=0)
             times = [first + timedelta(seconds=spread_seconds * i / count) for i in range(count)]
 
             def create(i: int) -> str:
@@ -213,9 +197,6 @@ def lag(count: int, spread_seconds: float) -> None:
                 called.append(
                     (launched - run.scheduled_for).total_seconds() * 1000 if launched else float("inf")
                 )
-        finally:
-            os.killpg(stack.pid, signal.SIGINT)
-            stack.wait(timeout=30)
     for name, lags in (("delivery of the launch message", delivered), ("the Databricks launch call", called)):
         lags.sort()
         p99 = lags[max(0, int(len(lags) * 0.99) - 1)]

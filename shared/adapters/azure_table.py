@@ -75,12 +75,12 @@ class AzureTable:
         rk_ge: str | None = None,
         rk_lt: str | None = None,
         rk_eq: str | None = None,
-        equals: Mapping[str, str] | None = None,
+        equals: Mapping[str, str | bool] | None = None,
         select: Sequence[str] | None = None,
         page_size: int = 1000,
     ) -> Iterator[Row]:
         clauses: list[str] = []
-        params: dict[str, str] = {}
+        params: dict[str, str | bool] = {}
         for clause, name, value in (
             ("PartitionKey eq @pk", "pk", pk),
             ("PartitionKey gt @pkgt", "pkgt", pk_gt),
@@ -92,10 +92,10 @@ class AzureTable:
             if value is not None:
                 clauses.append(clause)
                 params[name] = value
-        for i, (prop, value) in enumerate((equals or {}).items()):
+        for i, (prop, wanted) in enumerate((equals or {}).items()):
             check_property(prop)
             clauses.append(f"{prop} eq @v{i}")
-            params[f"v{i}"] = value
+            params[f"v{i}"] = wanted
         columns = None
         if select is not None:
             for prop in select:

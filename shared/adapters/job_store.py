@@ -33,7 +33,7 @@ from shared.domain.job import AuditEntry, Job, JobSummary
 
 _NAME_KEY_BYTES = 64  # names sharing a longer prefix sort by id after it
 _MAX_MS = 10**13 - 1
-_SCAN_BUDGET = 2000  # rows read per request when filtering client-side (tag, text search)
+_SCAN_BUDGET = 2000  # rows read per request when searching text (client-side)
 
 
 def _name_asc(name: str) -> str:
@@ -112,10 +112,19 @@ def decode_token(scope: str, token: str) -> str:
     return str(data["k"])
 
 
+def tag_property(tag: str) -> str:
+    """The property that marks a tag on index rows, so a tag filter runs in the service.
+
+    Its name is the tag's hex: only [0-9a-f] from user input ever reaches a property name.
+    """
+    return "t_" + tag.encode().hex()
+
+
 def _summary_props(s: JobSummary) -> dict[str, Value]:
     data = s.model_dump(mode="json", exclude_none=True)
     data["schedule"] = json.dumps(data["schedule"], separators=(",", ":"))
     data["tags"] = json.dumps(data["tags"], separators=(",", ":"))
+    data.update({tag_property(tag): True for tag in s.tags})
     return data
 
 
@@ -236,8 +245,12 @@ class JobStore:
         after = decode_token(query.sort, query.continuation) if query.continuation else None
         if after is not None and not prefix <= after < end:
             raise InvalidInput("invalid continuation token", errors={"continuation": "out of range"})
-        equals = {k: v for k, v in (("job_type", query.job_type), ("status", query.status)) if v}
-        filtered = bool(query.tag or query.text)
+        equals: dict[str, str | bool] = {
+            k: v for k, v in (("job_type", query.job_type), ("status", query.status)) if v
+        }
+        if query.tag:
+            equals[tag_property(query.tag)] = True
+        filtered = bool(query.text)  # text search is the one filter the service cannot run
         rows = self.table.query(
             tenant,
             rk_gt=after,
@@ -253,9 +266,7 @@ class JobStore:
         last = ""
         for scanned, row in enumerate(rows, start=1):
             summary = _summary(row)
-            wanted = (not query.tag or query.tag in summary.tags) and (
-                not query.text or summary.matches(query.text)
-            )
+            wanted = not query.text or summary.matches(query.text)
             if wanted:
                 if len(items) == query.limit:
                     return Page(items, encode_token(query.sort, last))

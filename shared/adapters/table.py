@@ -69,7 +69,7 @@ class Table(Protocol):
         rk_ge: str | None = None,
         rk_lt: str | None = None,
         rk_eq: str | None = None,
-        equals: Mapping[str, str] | None = None,
+        equals: Mapping[str, str | bool] | None = None,
         select: Sequence[str] | None = None,
         page_size: int = 1000,
     ) -> Iterator[Row]:

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,8 +17,8 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
-from devstack.azurite import free_port
 from devstack.databricks_emulator import Emulator
+from devstack.process import local_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite, pytest.mark.timeout(180)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,45 +89,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     for name, text in SCRIPTS.items():
         (scripts / name).write_text(text)
     with Emulator(setup_delay=0.1) as emulator:
-        port = free_port()
         env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("TABLES_", "AUTH_MODE", "DATABRICKS_"))
+            "DATABRICKS_HOST": emulator.url,
+            "DATABRICKS_AUTH": "token",
+            "DATABRICKS_TOKEN": "e2e-token",
+            "DATABRICKS_CONFIG_FILE": str(scripts / "no-config"),
+            "POLL_INITIAL_SECONDS": "1",
+            "POLL_MAX_SECONDS": "2",
         }
-        env.update(
-            DATABRICKS_HOST=emulator.url,
-            DATABRICKS_AUTH="token",
-            DATABRICKS_TOKEN="e2e-token",
-            DATABRICKS_CONFIG_FILE=str(scripts / "no-config"),
-            POLL_INITIAL_SECONDS="1",
-            POLL_MAX_SECONDS="2",
-        )
-        process = subprocess.Popen(
-            [sys.executable, "-m", "devstack", "--port", str(port), "--tick-seconds", "1"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            process.kill()
-            pytest.fail(process.communicate()[0].decode()[-3000:])
-        try:
+        with local_stack(env, tick_seconds=1) as (_, base):
             yield Stack(base, emulator, scripts)
-        finally:
-            os.killpg(process.pid, signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
 
 
 def _t(text: str) -> datetime:

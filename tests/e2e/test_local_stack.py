@@ -6,7 +6,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,7 +14,7 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
-from devstack.azurite import free_port
+from devstack.process import local_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite]
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,34 +59,8 @@ def _listening_ports(pid: int) -> set[int]:
 
 @pytest.fixture
 def stack() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TABLES_", "AUTH_MODE"))}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devstack", "--port", str(port), "--tick-seconds", "2"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/api/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        pytest.fail(f"the local stack did not come up: {process.communicate()[0].decode()[-2000:]}")
-    yield process, base
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGINT)  # as Ctrl-C: the stack stops what it started
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+    with local_stack(tick_seconds=2) as running:
+        yield running
 
 
 def test_a_newcomer_schedules_lists_and_cancels_a_job(stack: tuple[subprocess.Popen[bytes], str]) -> None:

@@ -191,3 +191,8 @@ def test_query_can_start_after_a_partition(table) -> None:
         table.write(pk, [Write("insert", "r1", {"v": 1}), Write("insert", "r2", {"v": 2})])
     rows = list(table.query(None, pk_gt="a", rk_lt="r2"))
     assert [(r.pk, r.rk) for r in rows] == [("b", "r1"), ("c", "r1")]
+
+
+def test_query_filters_on_boolean_properties(table) -> None:
+    table.write("p", [Write("insert", "1", {"t_ab": True}), Write("insert", "2", {"other": True})])
+    assert [r.rk for r in table.query("p", equals={"t_ab": True})] == ["1"]
