@@ -185,6 +185,11 @@ def lag(count: int, spread_seconds: float) -> None:
             time.sleep(max(0.0, (times[-1] - datetime.now(UTC)).total_seconds()) + 5)
             settings = Settings(TABLES_CONNECTION_STRING=azurite.connection_string)
             runs = build(settings).run_store
+            deadline = time.monotonic() + 300  # a burst larger than the stack can take at once drains late
+            while time.monotonic() < deadline and not all(
+                r.transitions.get("LAUNCHING") for j in ids for r in runs.list("dev", j).items[:1]
+            ):
+                time.sleep(5)
             delivered: list[float] = []
             called: list[float] = []
             for job_id in ids:
