@@ -20,7 +20,9 @@ def tick(timer: func.TimerRequest) -> None:
     """Record what is due before now + lookahead and send its launch messages."""
     if timer.past_due:
         log.warning("tick is running late; the misfire policies apply to what was missed")
-    services().ticker.tick()
+    report = services().ticker.tick()
+    if report.fired:
+        services().warm_databricks()
 
 
 @bp.timer_trigger(arg_name="timer", schedule=RECONCILE_SCHEDULE, run_on_startup=False, use_monitor=True)

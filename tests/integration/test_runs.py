@@ -348,3 +348,14 @@ def test_a_dead_lettered_launch_fails_its_run_and_shows_in_health(w: World) -> N
     run = w.run(job)
     assert run.state is RunState.FAILED and "dead-lettered on launch" in (run.reason or "")
     assert w.s.dead_letter_counts() == {"launch": 0, "poll": 0}
+
+
+def test_the_tick_warms_the_databricks_client_before_the_launches_it_sent(w: World) -> None:
+    import threading
+
+    assert "databricks" not in w.s.__dict__
+    w.s.warm_databricks()
+    for thread in threading.enumerate():
+        if thread.name == "warm-databricks":
+            thread.join(timeout=5)
+    assert w.s.__dict__["databricks"] is w.fake
