@@ -104,7 +104,8 @@ class Ticker:
                 pass
         metrics.ticks.add(1)
         metrics.occurrences_fired.add(report.fired)
-        log.info(
+        log.log(
+            logging.INFO if report.visited else logging.DEBUG,
             "tick: %d visited, %d fired, %d skipped, %d stale rows, %d errors",
             report.visited,
             report.fired,
