@@ -22,7 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -118,6 +118,18 @@ def tag_property(tag: str) -> str:
     Its name is the tag's hex: only [0-9a-f] from user input ever reaches a property name.
     """
     return "t_" + tag.encode().hex()
+
+
+def page_of(rows: Iterable[Row], limit: int, scope: str, convert: Callable[[Row], T]) -> Page[T]:
+    """Up to `limit` items, and a continuation token when another row follows them."""
+    items: list[T] = []
+    last = ""
+    for row in rows:
+        if len(items) == limit:
+            return Page(items, encode_token(scope, last))
+        items.append(convert(row))
+        last = row.rk
+    return Page(items, None)
 
 
 def _summary_props(s: JobSummary) -> dict[str, Value]:
@@ -284,11 +296,4 @@ class JobStore:
         rows = self.table.query(
             tenant, rk_gt=after, rk_ge=None if after else prefix, rk_lt=end, page_size=limit + 1
         )
-        entries: list[AuditEntry] = []
-        last = ""
-        for row in rows:
-            if len(entries) == limit:
-                return Page(entries, encode_token(scope, last))
-            entries.append(_audit(row))
-            last = row.rk
-        return Page(entries, None)
+        return page_of(rows, limit, scope, _audit)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from shared.adapters.job_store import Page, decode_token, encode_token
+from shared.adapters.job_store import Page, decode_token, page_of
 from shared.adapters.table import Row, Table, Value, Write
 from shared.domain.errors import AlreadyExists
 from shared.domain.run import Run, epoch_ms, run_key_time
@@ -89,14 +89,7 @@ class RunStore:
             equals={"state": state} if state else None,
             page_size=limit + 1,
         )
-        runs: list[Run] = []
-        last = ""
-        for row in rows:
-            if len(runs) == limit:
-                return Page(runs, encode_token(scope, last))
-            runs.append(_run(row))
-            last = row.rk
-        return Page(runs, None)
+        return page_of(rows, limit, scope, _run)
 
     def latest(self, tenant: str, job_id: str) -> Run | None:
         for row in self.table.query(partition(tenant, job_id), page_size=1):
