@@ -21,7 +21,7 @@ from devstack.host import (
     load_local_settings,
     route_prefix,
 )
-from shared.adapters.queue import InProcessQueues
+from devstack.service_bus_twin import ServiceBusTwin
 
 log = logging.getLogger("devstack")
 
@@ -68,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         help="how often the tick runs locally (Azure: every minute)",
     )
     parser.add_argument(
-        "--reconcile-seconds", type=float, default=float(os.environ.get("DEVSTACK_RECONCILE_SECONDS", "60"))
+        "--reconcile-seconds",
+        type=float,
+        default=float(os.environ.get("DEVSTACK_RECONCILE_SECONDS", "60")),
+        help="how often the watchdog runs locally (Azure: every minute)",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -78,19 +81,20 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     with table_storage() as storage, databricks() as workspace:
-        from shared.bootstrap import services
+        from shared import bootstrap
 
-        services().ensure_tables()
+        broker = ServiceBusTwin()
+        bootstrap.use_local_broker(broker)  # used only when no Service Bus setting is present
+        bootstrap.services().ensure_tables()
         import function_app
 
         triggers = functions_by_trigger(function_app.app)
         http = HttpHost(function_app.app, triggers["httpTrigger"][0], route_prefix())
         timers = TimerRunner(triggers.get("timerTrigger", []), args.tick_seconds, args.reconcile_seconds)
-        sender = services().sender
         dispatcher = None
-        if isinstance(sender, InProcessQueues):
-            dispatcher = QueueDispatcher(sender, triggers.get("serviceBusTrigger", []))
-            queues = "in-process queues"
+        if bootstrap.services().sender is broker:
+            dispatcher = QueueDispatcher(broker, triggers.get("serviceBusTrigger", []))
+            queues = "the in-process Service Bus twin (duplicate detection, locks, dead letters)"
         else:
             queues = "Service Bus (its triggers need the Functions host: only sending works here)"
         log.info("table storage: %s; queues: %s", storage, queues)

@@ -8,9 +8,11 @@ scheduler relies on, and nothing more:
   `AsgiFunctionApp` wrapper around the FastAPI app), and its `func.HttpResponse`
   is sent back. The request goes through the same `AsgiMiddleware` as in Azure.
 * Timers: the registered timer functions are called on a short local interval.
-* Queues: with no Service Bus configured, messages go to in-process queues and are
-  delivered to the registered Service Bus functions at their scheduled time, with
-  redelivery and dead-lettering.
+* Queues: with no Service Bus configured, messages go to `ServiceBusTwin`, an
+  in-process twin of the deployed queues (duplicate detection, peek-lock, immediate
+  redelivery, dead-lettering), and are delivered to the registered Service Bus
+  functions as the host would: completed when the function returns, abandoned when
+  it raises.
 * Settings: `local.settings.json` (or the sample) `Values` become environment
   variables, as Core Tools does; variables already set win.
 """
@@ -25,7 +27,6 @@ import time
 import uuid
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -34,7 +35,7 @@ import azure.functions as func
 from azure.functions.servicebus import ServiceBusMessage
 from azure.functions.timer import TimerRequest
 
-from shared.adapters.queue import Delivery, InProcessQueues
+from devstack.service_bus_twin import Delivery, ServiceBusTwin
 
 log = logging.getLogger(__name__)
 
@@ -199,23 +200,25 @@ class TimerRunner:
 
 
 class QueueDispatcher:
-    """Delivers in-process queue messages to the registered Service Bus functions, as the host would.
+    """Delivers the twin's messages to the registered Service Bus functions, as the Functions host does.
 
-    A handler that raises leaves the message to be delivered again (delivery count + 1)
-    after `retry_seconds`; past the broker's max delivery count it is dead-lettered.
+    Like the host (host.json: prefetchCount 0, maxConcurrentCalls 16) it locks no more
+    messages than it has idle workers, so none waits in a local backlog while its lock
+    runs out. A function that returns completes its message (autoCompleteMessages); one
+    that raises abandons it, and the twin delivers it again at once with a higher
+    delivery count, dead-lettering it past the max delivery count, as deployed. Messages
+    on a queue no function listens on stay in the twin.
     """
 
-    def __init__(
-        self,
-        broker: InProcessQueues,
-        queue_functions: list[Any],
-        workers: int = 16,
-        retry_seconds: float = 1.0,
-    ) -> None:
+    IDLE_WAIT_SECONDS = 0.5  # also how soon a FixedClock moved by a test is noticed
+
+    def __init__(self, broker: ServiceBusTwin, queue_functions: list[Any], workers: int = 16) -> None:
         self.broker = broker
         self.handlers = {self._queue_name(fn): fn for fn in queue_functions}
-        self.retry = timedelta(seconds=retry_seconds)
+        self.workers = workers
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="queue")
+        self._idle = threading.Condition()
+        self._busy = 0  # deliveries handed to the pool and not yet settled
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dispatcher", daemon=True)
 
@@ -231,31 +234,68 @@ class QueueDispatcher:
 
     def stop(self) -> None:
         self._stop.set()
-        self.broker.send([])  # wake the loop
+        self.broker.wake()
+        with self._idle:
+            self._idle.notify_all()
         self._thread.join(timeout=30)
+        # Nothing waits in the pool (see _free_workers); what runs finishes and is settled.
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _run(self) -> None:
+        queues = list(self.handlers)
+        turn = 0
         while not self._stop.is_set():
-            deliveries = self.broker.due_deliveries()
-            for delivery in deliveries:
-                self._pool.submit(self._deliver, delivery)
-            if not deliveries:
-                next_due = self.broker.next_due_at()
-                wait = 0.5
-                if next_due is not None:
-                    wait = min(wait, max(0.0, (next_due - self.broker.clock.now()).total_seconds()))
-                self.broker.wait(wait)
+            free = self._free_workers()
+            if free == 0:
+                continue
+            received = 0
+            # Start with a different queue each round, so a busy queue cannot starve the others.
+            for queue in queues[turn:] + queues[:turn]:
+                for delivery in self.broker.receive(limit=free - received, queue=queue):
+                    self._submit(delivery)
+                    received += 1
+            turn = (turn + 1) % max(len(queues), 1)
+            if received == 0:
+                delay = self._seconds_until_visible()
+                if delay > 0:
+                    self.broker.wait(delay)
+
+    def _free_workers(self) -> int:
+        with self._idle:
+            self._idle.wait_for(lambda: self._busy < self.workers or self._stop.is_set())
+            return 0 if self._stop.is_set() else self.workers - self._busy
+
+    def _seconds_until_visible(self) -> float:
+        """Seconds until a message on a queue with a function is visible (0: now), at most the idle wait."""
+        times = [t for q in self.handlers if (t := self.broker.next_visible_at(q)) is not None]
+        if not times:
+            return self.IDLE_WAIT_SECONDS
+        delay = (min(times) - self.broker.clock.now()).total_seconds()
+        return min(self.IDLE_WAIT_SECONDS, max(0.0, delay))
+
+    def _submit(self, delivery: Delivery) -> None:
+        with self._idle:
+            self._busy += 1
+        self._pool.submit(self._deliver, delivery)
 
     def _deliver(self, delivery: Delivery) -> None:
-        fn = self.handlers.get(delivery.queue)
-        if fn is None:
-            log.error("no function listens on queue %s; message dropped", delivery.queue)
-            return
+        try:
+            self._invoke(delivery)
+        except Exception:  # not the function's failure (that abandons): the lock will expire
+            log.exception("delivering message %s on %s failed", delivery.message_id, delivery.queue)
+        finally:
+            with self._idle:
+                self._busy -= 1
+                self._idle.notify_all()
+
+    def _invoke(self, delivery: Delivery) -> None:
+        fn = self.handlers[delivery.queue]
         message = ServiceBusMessage(
             body=json.dumps(delivery.body).encode(),
             message_id=delivery.message_id,
             delivery_count=delivery.delivery_count,
+            sequence_number=delivery.sequence_number,
+            lock_token=delivery.lock_token,
             application_properties=dict(delivery.properties),
             user_properties=dict(delivery.properties),
             scheduled_enqueue_time_utc=delivery.enqueued_for,
@@ -265,7 +305,17 @@ class QueueDispatcher:
             fn.get_user_function()(message)
         except Exception:
             log.exception("function %s failed (delivery %d)", fn.get_function_name(), delivery.delivery_count)
-            self.broker.abandon(delivery, self.broker.clock.now() + self.retry)
+            settled = self.broker.abandon(delivery)
+        else:
+            settled = self.broker.complete(delivery)
+        if not settled:
+            # The host logs Service Bus's MessageLockLostError: the message was (or will be) redelivered.
+            log.warning(
+                "function %s outlived the lock on message %s (delivery %d); it will be delivered again",
+                fn.get_function_name(),
+                delivery.message_id,
+                delivery.delivery_count,
+            )
 
 
 async def _send(send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:

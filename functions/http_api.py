@@ -69,7 +69,7 @@ class Context:
         if self.headers.get(TENANT_HEADER) or (not self.caller.is_admin and len(self.caller.tenants) == 1):
             return self.tenant()
         if self.caller.is_admin:
-            owner = self.services.jobs.store.locate(job_id)
+            owner = self.services.job_store.locate(job_id)
             if owner is not None:
                 return owner
         for tenant in sorted(self.caller.tenants):
@@ -136,7 +136,7 @@ def docs() -> HTMLResponse:
 def health(request: Request) -> JSONResponse:
     services: Services = request.app.state.provider()
     try:
-        services.jobs.store.locate("~health")
+        services.job_store.locate("~health")
         storage: Literal["ok", "error"] = "ok"
     except ExternalError:
         storage = "error"
@@ -219,7 +219,7 @@ def cancel_job(job_id: JobId, ctx: Ctx) -> ChangedOut:
     """Cancel the job: no further fires; its active runs are cancelled (in Databricks too). Repeatable."""
     tenant = ctx.job_tenant(job_id)
     job = ctx.services.jobs.cancel(tenant, job_id, ctx.caller.actor)
-    stopped = ctx.services.runs.cancel_active(tenant, job_id, f"job cancelled by {ctx.caller.actor.name}")
+    stopped = ctx.services.run_commands.cancel_active(job, f"job cancelled by {ctx.caller.actor.name}")
     extra = f"; {len(stopped)} active run(s) cancelled" if stopped else ""
     return _changed(job, f"Job '{job.definition.name}' cancelled{extra}")
 
@@ -273,7 +273,7 @@ def get_run(run_id: RunId, ctx: Ctx) -> RunOut:
 @router.post("/api/jobs/{job_id}/run", status_code=202, tags=["runs"])
 def run_job_now(job_id: JobId, ctx: Ctx, response: Response) -> RunOut:
     """Run the job now, outside its schedule. Answers with the new run (launching)."""
-    run = ctx.services.runs.run_now(ctx.job_tenant(job_id), job_id, ctx.caller.actor)
+    run = ctx.services.run_commands.run_now(ctx.job_tenant(job_id), job_id, ctx.caller.actor)
     response.headers["Location"] = f"/api/runs/{run.id}"
     return RunOut.of(run)
 
@@ -281,14 +281,18 @@ def run_job_now(job_id: JobId, ctx: Ctx, response: Response) -> RunOut:
 @router.post("/api/jobs/{job_id}/retry", tags=["runs"])
 def retry_job(job_id: JobId, ctx: Ctx) -> RunOut:
     """Retry the job's latest FAILED or TIMED_OUT run: a new attempt, launched now."""
-    return RunOut.of(ctx.services.runs.retry_latest_failed(ctx.job_tenant(job_id), job_id, ctx.caller.actor))
+    return RunOut.of(
+        ctx.services.run_commands.retry_latest_failed(ctx.job_tenant(job_id), job_id, ctx.caller.actor)
+    )
 
 
 @router.post("/api/runs/{run_id}/retry", tags=["runs"])
 def retry_run(run_id: RunId, ctx: Ctx) -> RunOut:
     """A new attempt of this FAILED or TIMED_OUT run (409 for a run in any other state)."""
     job_id, run_key = parse_run_id(run_id)
-    return RunOut.of(ctx.services.runs.retry(ctx.job_tenant(job_id), job_id, run_key, ctx.caller.actor))
+    return RunOut.of(
+        ctx.services.run_commands.retry(ctx.job_tenant(job_id), job_id, run_key, ctx.caller.actor)
+    )
 
 
 @router.post("/api/runs/{run_id}/cancel", tags=["runs"])
@@ -296,7 +300,7 @@ def cancel_run(run_id: RunId, ctx: Ctx) -> RunOut:
     """Cancel the run, in Databricks too if it runs there (409 for a run that already ended)."""
     job_id, run_key = parse_run_id(run_id)
     reason = f"cancelled by {ctx.caller.actor.name}"
-    return RunOut.of(ctx.services.runs.cancel(ctx.job_tenant(job_id), job_id, run_key, reason))
+    return RunOut.of(ctx.services.run_commands.cancel(ctx.job_tenant(job_id), job_id, run_key, reason))
 
 
 @router.post("/api/schedules/preview", tags=["schedules"])

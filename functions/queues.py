@@ -1,8 +1,7 @@
-"""Service Bus triggers. Each handler re-reads the run and decides from its state: safe to run twice.
+"""Service Bus triggers: parse the message and hand it to the inbox (`shared/services/inbox.py`).
 
-A handler that raises (Databricks throttled or down, storage unavailable) leaves the
-message to Service Bus, which delivers it again; after the queue's max delivery
-count it is dead-lettered and the reconcile marks the run FAILED.
+Each handler re-reads the run and decides from its state: safe to run twice. A passing failure
+of a dependency puts the message off; anything else raises, and Service Bus redelivers.
 """
 
 from __future__ import annotations
@@ -12,9 +11,18 @@ import json
 import azure.functions as func
 
 from shared.bootstrap import services
-from shared.services.messages import PollRef, RunRef
+from shared.services.inbox import Incoming
 
 bp = func.Blueprint()  # type: ignore[no-untyped-call]
+
+
+def _incoming(msg: func.ServiceBusMessage) -> Incoming:
+    return Incoming(
+        message_id=msg.message_id or "",
+        body=json.loads(msg.get_body()),
+        delivery_count=msg.delivery_count or 1,
+        properties={k: str(v) for k, v in (msg.application_properties or {}).items()},
+    )
 
 
 @bp.service_bus_queue_trigger(
@@ -22,10 +30,10 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 )
 def launch(msg: func.ServiceBusMessage) -> None:
     """Launch one attempt of a run on Databricks (or skip, buffer or re-attach, as its state says)."""
-    services().runs.launch(RunRef.parse(json.loads(msg.get_body())))
+    services().inbox.launch(_incoming(msg))
 
 
 @bp.service_bus_queue_trigger(arg_name="msg", queue_name="%PollQueueName%", connection="ServiceBusConnection")
 def poll(msg: func.ServiceBusMessage) -> None:
     """Follow a Databricks run: schedule the next poll, time it out, or finish or retry it."""
-    services().runs.poll(PollRef.parse(json.loads(msg.get_body())))
+    services().inbox.poll(_incoming(msg))

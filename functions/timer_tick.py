@@ -1,4 +1,4 @@
-"""Timer triggers: the tick (every minute) and the reconcile (every five minutes)."""
+"""Timer triggers: the tick and the watchdog (each every minute, half a minute apart)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ bp = func.Blueprint()  # type: ignore[no-untyped-call]
 log = logging.getLogger(__name__)
 
 TICK_SCHEDULE = "0 * * * * *"
-RECONCILE_SCHEDULE = "30 */5 * * * *"  # offset from the tick so the two do not start together
+WATCHDOG_SCHEDULE = "30 * * * * *"  # offset from the tick so the two do not start together
 
 
 @bp.timer_trigger(arg_name="timer", schedule=TICK_SCHEDULE, run_on_startup=False, use_monitor=True)
@@ -25,7 +25,7 @@ def tick(timer: func.TimerRequest) -> None:
         services().warm_databricks()
 
 
-@bp.timer_trigger(arg_name="timer", schedule=RECONCILE_SCHEDULE, run_on_startup=False, use_monitor=True)
-def reconcile(timer: func.TimerRequest) -> None:
-    """Re-send lost launches and restore missing due rows, a bounded amount per pass."""
-    services().reconciler.run_once()
+@bp.timer_trigger(arg_name="timer", schedule=WATCHDOG_SCHEDULE, run_on_startup=False, use_monitor=True)
+def watchdog(timer: func.TimerRequest) -> None:
+    """Repair runs whose message is overdue or dead-lettered, and check long runs with Databricks."""
+    services().watchdog.run_once()

@@ -2,11 +2,17 @@
 
 Nothing connects at import time. Azure SDKs are imported here, inside functions,
 so a cold start pays for them only on the paths that use them.
+
+Messages go to Service Bus when a Service Bus setting is present. Without one, the process
+must have been given a local broker (`use_local_broker`: the local stack does it); in Azure
+(`WEBSITE_INSTANCE_ID` set) a missing setting is an error naming it, never a silent fallback
+to queues that nobody reads.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from datetime import timedelta
@@ -14,28 +20,36 @@ from functools import cached_property, lru_cache
 
 from shared import telemetry
 from shared.adapters.databricks import Databricks
-from shared.adapters.due_index import DueIndex
 from shared.adapters.job_store import JobStore
-from shared.adapters.queue import DeadLetters, InProcessQueues, MessageSender
-from shared.adapters.run_store import RunStore
+from shared.adapters.queue import DeadLetters, MessageSender
+from shared.adapters.runs_table import DueIndex, RunsTable
 from shared.adapters.table import OperationCounter, Table
 from shared.config import Settings, get_settings
 from shared.domain.clock import Clock, SystemClock
 from shared.domain.errors import ExternalError
+from shared.domain.policies import WatchPolicy
+from shared.services.inbox import Inbox
 from shared.services.jobs import JobService
-from shared.services.reconcile import Reconciler
-from shared.services.runs import RunService, RunSettings
+from shared.services.launch import Launcher
+from shared.services.messages import Queues
+from shared.services.poll import Poller
+from shared.services.run_commands import RunCommands
+from shared.services.run_context import RunContext, RunSettings
 from shared.services.tick import Ticker
+from shared.services.watchdog import Watchdog
+
+
+class ConfigurationError(RuntimeError):
+    """The app cannot run with these settings; the message names what to set."""
 
 
 @dataclass(frozen=True)
 class Tables:
     jobs: Table
     runs: Table
-    due: Table
 
     def all(self) -> list[Table]:
-        return [self.jobs, self.runs, self.due]
+        return [self.jobs, self.runs]
 
 
 class Services:
@@ -55,8 +69,13 @@ class Services:
         self._sender = sender
         self._databricks = databricks
         self.job_store = JobStore(tables.jobs)
-        self.run_store = RunStore(tables.runs)
-        self.due = DueIndex(tables.due, settings.due_shards)
+        self.runs_table = RunsTable(tables.runs)
+        self.due = DueIndex(tables.runs, settings.run_shards)
+        self.queues = Queues(launch=settings.launch_queue, poll=settings.poll_queue)
+        self.watch_policy = WatchPolicy(
+            grace=timedelta(seconds=settings.watchdog_grace_seconds),
+            run_check=timedelta(seconds=settings.run_check_seconds),
+        )
 
     def ensure_tables(self) -> None:
         """Create the tables (local stack and tests; in Azure the infrastructure creates them)."""
@@ -65,22 +84,23 @@ class Services:
 
     @cached_property
     def sender(self) -> MessageSender:
-        return self._sender or message_sender(self.settings, self.clock)
+        return self._sender or message_sender(self.settings)
 
     @cached_property
     def jobs(self) -> JobService:
-        return JobService(self.job_store, self.due, self.clock, self.run_store)
+        return JobService(self.job_store, self.due, self.clock, self.runs_table)
 
     @cached_property
     def ticker(self) -> Ticker:
         return Ticker(
             jobs=self.job_store,
-            runs=self.run_store,
+            runs=self.runs_table,
             due=self.due,
             sender=self.sender,
             clock=self.clock,
-            launch_queue=self.settings.launch_queue,
+            queues=self.queues,
             lookahead=timedelta(seconds=self.settings.tick_lookahead_seconds),
+            watch=self.watch_policy,
             concurrency=self.settings.tick_concurrency,
         )
 
@@ -99,21 +119,43 @@ class Services:
             threading.Thread(target=lambda: self.databricks, name="warm-databricks", daemon=True).start()
 
     @cached_property
-    def runs(self) -> RunService:
-        return RunService(
+    def run_context(self) -> RunContext:
+        return RunContext(
             jobs=self.job_store,
-            runs=self.run_store,
+            runs=self.runs_table,
             due=self.due,
             sender=self.sender,
             databricks=lambda: self.databricks,
             clock=self.clock,
             settings=RunSettings(
-                launch_queue=self.settings.launch_queue,
-                poll_queue=self.settings.poll_queue,
+                queues=self.queues,
                 poll_initial=timedelta(seconds=self.settings.poll_initial_seconds),
                 poll_max=timedelta(seconds=self.settings.poll_max_seconds),
+                watch=self.watch_policy,
             ),
         )
+
+    @cached_property
+    def launcher(self) -> Launcher:
+        return Launcher(self.run_context)
+
+    @cached_property
+    def poller(self) -> Poller:
+        return Poller(self.run_context)
+
+    @cached_property
+    def inbox(self) -> Inbox:
+        return Inbox(
+            launcher=self.launcher,
+            poller=self.poller,
+            sender=self.sender,
+            clock=self.clock,
+            queues=self.queues,
+        )
+
+    @cached_property
+    def run_commands(self) -> RunCommands:
+        return RunCommands(self.run_context)
 
     @property
     def dead_letter_source(self) -> DeadLetters | None:
@@ -131,17 +173,11 @@ class Services:
         return counts
 
     @cached_property
-    def reconciler(self) -> Reconciler:
-        return Reconciler(
-            jobs=self.job_store,
-            runs=self.run_store,
-            due=self.due,
-            sender=self.sender,
-            clock=self.clock,
-            launch_queue=self.settings.launch_queue,
+    def watchdog(self) -> Watchdog:
+        return Watchdog(
+            self.run_context,
             dead_letters=self.dead_letter_source,
             dead_letter_queues=(self.settings.launch_queue, self.settings.poll_queue),
-            on_dead_letter=self.runs.dead_lettered,
         )
 
 
@@ -157,30 +193,24 @@ def azure_tables(settings: Settings, counter: OperationCounter | None = None) ->
             endpoint=settings.tables_endpoint, credential=credential(settings), counter=counter
         )
     return Tables(
-        jobs=AzureTable(service, settings.jobs_table),
-        runs=AzureTable(service, settings.runs_table),
-        due=AzureTable(service, settings.due_table),
+        jobs=AzureTable(service, settings.jobs_table), runs=AzureTable(service, settings.runs_table)
     )
 
 
-def memory_tables(settings: Settings, counter: OperationCounter | None = None) -> Tables:
-    from shared.adapters.memory_table import InMemoryTable
-
-    return Tables(
-        jobs=InMemoryTable(settings.jobs_table, counter),
-        runs=InMemoryTable(settings.runs_table, counter),
-        due=InMemoryTable(settings.due_table, counter),
-    )
+_local_broker: list[MessageSender] = []
 
 
-@lru_cache(maxsize=1)
-def in_process_queues() -> InProcessQueues:
-    """The process-wide in-process broker (local stack): the devstack host delivers from it."""
-    return InProcessQueues()
+def use_local_broker(broker: MessageSender) -> None:
+    """Send this process's messages to `broker` when no Service Bus is configured (the local stack)."""
+    _local_broker[:] = [broker]
 
 
-def message_sender(settings: Settings, clock: Clock) -> MessageSender:
-    """Service Bus when configured, else the in-process queues of the local stack."""
+def running_in_azure() -> bool:
+    return bool(os.environ.get("WEBSITE_INSTANCE_ID"))
+
+
+def message_sender(settings: Settings) -> MessageSender:
+    """Service Bus when configured; else the local broker the local stack registered."""
     if settings.servicebus_connection_string is not None or settings.servicebus_namespace:
         from shared.adapters.service_bus import ServiceBusSender
 
@@ -189,7 +219,12 @@ def message_sender(settings: Settings, clock: Clock) -> MessageSender:
                 connection_string=settings.servicebus_connection_string.get_secret_value()
             )
         return ServiceBusSender(namespace=settings.servicebus_namespace, credential=credential(settings))
-    return in_process_queues()
+    name = Settings.model_fields["servicebus_namespace"].alias
+    if running_in_azure():
+        raise ConfigurationError(f"set {name}: without it, messages would go nowhere")
+    if not _local_broker:
+        raise ConfigurationError(f"no Service Bus ({name}) and no local broker: run the app with `make run`")
+    return _local_broker[0]
 
 
 def databricks_adapter(settings: Settings) -> Databricks:

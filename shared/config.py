@@ -40,8 +40,9 @@ class Settings(BaseSettings):
     tables_connection_string: SecretStr | None = Field(None, alias="TABLES_CONNECTION_STRING")
     jobs_table: str = Field("jobs", alias="JOBS_TABLE", pattern=r"^[A-Za-z][A-Za-z0-9]{2,62}$")
     runs_table: str = Field("runs", alias="RUNS_TABLE", pattern=r"^[A-Za-z][A-Za-z0-9]{2,62}$")
-    due_table: str = Field("due", alias="DUE_TABLE", pattern=r"^[A-Za-z][A-Za-z0-9]{2,62}$")
-    due_shards: int = Field(16, alias="DUE_SHARDS", ge=1, le=100)
+    # Partitions of the runs table (each holds its jobs' runs, due rows and watch hints). A job
+    # keeps the shard it was created in, so changing this moves no existing job.
+    run_shards: int = Field(16, alias="RUN_SHARDS", ge=1, le=100)
 
     # Client id of the user-assigned managed identity (DefaultAzureCredential reads it too).
     azure_client_id: str | None = Field(None, alias="AZURE_CLIENT_ID")
@@ -57,6 +58,11 @@ class Settings(BaseSettings):
     # The tick.
     tick_lookahead_seconds: int = Field(75, alias="TICK_LOOKAHEAD_SECONDS", ge=0, le=600)
     tick_concurrency: int = Field(16, alias="TICK_CONCURRENCY", ge=1, le=64)
+
+    # The watchdog: how long after it is due a message counts as lost (and the base of the backoff
+    # between repairs), and how often a RUNNING run that no poll has ended is checked.
+    watchdog_grace_seconds: int = Field(120, alias="WATCHDOG_GRACE_SECONDS", ge=10, le=3600)
+    run_check_seconds: int = Field(3600, alias="RUN_CHECK_SECONDS", ge=60, le=86400)
 
     # Databricks.
     databricks_host: str | None = Field(None, alias="DATABRICKS_HOST")
@@ -77,9 +83,11 @@ class Settings(BaseSettings):
     )
 
     @model_validator(mode="after")
-    def _poll_cap_not_below_start(self) -> Settings:
+    def _caps_not_below_starts(self) -> Settings:
         if self.poll_max_seconds < self.poll_initial_seconds:
             raise ValueError("POLL_MAX_SECONDS must be >= POLL_INITIAL_SECONDS")
+        if self.run_check_seconds < self.watchdog_grace_seconds:
+            raise ValueError("RUN_CHECK_SECONDS must be >= WATCHDOG_GRACE_SECONDS")
         return self
 
 

@@ -69,6 +69,20 @@ class Metrics:
         )
 
     @cached_property
+    def repairs(self) -> Any:
+        return self._meter.create_counter(
+            "scheduler.repairs",
+            unit="runs",
+            description="runs the watchdog repaired (a lost message re-sent) or gave up on",
+        )
+
+    @cached_property
+    def deferrals(self) -> Any:
+        return self._meter.create_counter(
+            "scheduler.deferrals", unit="messages", description="messages put off after a passing error"
+        )
+
+    @cached_property
     def dead_letters(self) -> Any:
         return self._meter.create_counter(
             "scheduler.dead_letters", unit="messages", description="messages found dead-lettered"

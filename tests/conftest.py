@@ -52,6 +52,19 @@ def table_factory(request: pytest.FixtureRequest) -> TableFactory:
 
 
 @pytest.fixture
+def azurite_tables(azure_service) -> TableFactory:  # type: ignore[no-untyped-def]
+    """Makes fresh, empty tables on Azurite only (tests that are about the real adapter)."""
+    from shared.adapters.azure_table import AzureTable
+
+    def make(prefix: str) -> Table:
+        table = AzureTable(azure_service, f"{prefix}{next(_names)}")
+        table.create()
+        return table
+
+    return make
+
+
+@pytest.fixture
 def clock() -> FixedClock:
     return FixedClock(datetime(2026, 6, 1, 12, 0, tzinfo=UTC))
 

@@ -77,10 +77,10 @@ param tickLookaheadSeconds int = 75
 @maxValue(64)
 param tickConcurrency int = 16
 
-@description('Shards of the due index (DUE_SHARDS).')
+@description('Partitions of the runs table; each holds its jobs\' runs, due rows and watch hints. A job keeps the shard it was created in, so changing this moves no existing job (RUN_SHARDS).')
 @minValue(1)
 @maxValue(100)
-param dueShards int = 16
+param runShards int = 16
 
 @description('First poll delay after a launch, in seconds (POLL_INITIAL_SECONDS).')
 @minValue(1)
@@ -89,6 +89,16 @@ param pollInitialSeconds int = 15
 @description('Longest delay between polls, in seconds; not below pollInitialSeconds (POLL_MAX_SECONDS).')
 @minValue(1)
 param pollMaxSeconds int = 300
+
+@description('How long after it is due a message counts as lost, in seconds; also the base of the backoff between the watchdog\'s repairs (WATCHDOG_GRACE_SECONDS).')
+@minValue(10)
+@maxValue(3600)
+param watchdogGraceSeconds int = 120
+
+@description('How often the watchdog checks with Databricks a RUNNING run that no poll has ended, in seconds; not below watchdogGraceSeconds (RUN_CHECK_SECONDS).')
+@minValue(60)
+@maxValue(86400)
+param runCheckSeconds int = 3600
 
 // ---------------------------------------------------------------------------------------------
 // Storage
@@ -110,9 +120,6 @@ param jobsTable string = 'jobs'
 
 @description('Table of runs (RUNS_TABLE).')
 param runsTable string = 'runs'
-
-@description('Table of the due index (DUE_TABLE).')
-param dueTable string = 'due'
 
 // ---------------------------------------------------------------------------------------------
 // Service Bus
@@ -226,7 +233,6 @@ module storage 'modules/storage.bicep' = {
     tableNames: [
       jobsTable
       runsTable
-      dueTable
     ]
     principalId: identity.outputs.principalId
   }
@@ -294,14 +300,15 @@ var schedulerAppSettings = {
   TABLES_ENDPOINT: storage.outputs.tableEndpoint
   JOBS_TABLE: jobsTable
   RUNS_TABLE: runsTable
-  DUE_TABLE: dueTable
-  DUE_SHARDS: string(dueShards)
+  RUN_SHARDS: string(runShards)
   AZURE_CLIENT_ID: identity.outputs.clientId
   ServiceBusConnection__fullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
   LaunchQueueName: launchQueueName
   PollQueueName: pollQueueName
   TICK_LOOKAHEAD_SECONDS: string(tickLookaheadSeconds)
   TICK_CONCURRENCY: string(tickConcurrency)
+  WATCHDOG_GRACE_SECONDS: string(watchdogGraceSeconds)
+  RUN_CHECK_SECONDS: string(max(runCheckSeconds, watchdogGraceSeconds))
   DATABRICKS_HOST: databricksHost
   DATABRICKS_AUTH: databricksAuth
   POLL_INITIAL_SECONDS: string(pollInitialSeconds)

@@ -50,6 +50,17 @@ locals {
       threshold             = var.fire_lag_threshold_ms
       window_duration       = "PT5M"
     }
+    "runs-given-up" = {
+      display_name          = "Scheduler: runs given up by the watchdog"
+      description           = "The watchdog gave up on a run after repeated repairs without progress and ended it (custom metric scheduler.repairs with state given_up)."
+      severity              = 1
+      query                 = "customMetrics | where name == \"scheduler.repairs\" | extend state = tostring(customDimensions[\"state\"]) | where state == \"given_up\" | project timestamp, given_up_runs = valueSum"
+      time_aggregation      = "Total"
+      metric_measure_column = "given_up_runs"
+      operator              = "GreaterThan"
+      threshold             = 0
+      window_duration       = "PT15M"
+    }
     "no-tick" = {
       display_name          = "Scheduler: no tick in 5 minutes"
       description           = "The timer tick did not run for 5 minutes (no scheduler.ticks data): nothing is being scheduled."

@@ -66,14 +66,15 @@ locals {
     TABLES_ENDPOINT                               = azurerm_storage_account.this.primary_table_endpoint
     JOBS_TABLE                                    = var.jobs_table
     RUNS_TABLE                                    = var.runs_table
-    DUE_TABLE                                     = var.due_table
-    DUE_SHARDS                                    = tostring(var.due_shards)
+    RUN_SHARDS                                    = tostring(var.run_shards)
     AZURE_CLIENT_ID                               = local.client_id
     ServiceBusConnection__fullyQualifiedNamespace = local.service_bus_fqdn
     LaunchQueueName                               = var.launch_queue_name
     PollQueueName                                 = var.poll_queue_name
     TICK_LOOKAHEAD_SECONDS                        = tostring(var.tick_lookahead_seconds)
     TICK_CONCURRENCY                              = tostring(var.tick_concurrency)
+    WATCHDOG_GRACE_SECONDS                        = tostring(var.watchdog_grace_seconds)
+    RUN_CHECK_SECONDS                             = tostring(max(var.run_check_seconds, var.watchdog_grace_seconds))
     DATABRICKS_HOST                               = var.databricks_host
     DATABRICKS_AUTH                               = var.databricks_auth
     POLL_INITIAL_SECONDS                          = tostring(var.poll_initial_seconds)

@@ -59,7 +59,7 @@ resource "azurerm_storage_container" "deployment" {
 # Tables through the management plane (AzAPI), so the deploying identity needs no data-plane
 # role on the account.
 resource "azapi_resource" "table" {
-  for_each = toset([var.jobs_table, var.runs_table, var.due_table])
+  for_each = toset([var.jobs_table, var.runs_table])
 
   type      = "Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01"
   name      = each.value
@@ -77,7 +77,7 @@ resource "azurerm_role_assignment" "storage_blob_data_owner" {
   principal_type     = "ServicePrincipal"
 }
 
-# Storage Table Data Contributor: the scheduler's jobs, runs and due-index tables.
+# Storage Table Data Contributor: the scheduler's jobs and runs tables.
 resource "azurerm_role_assignment" "storage_table_data_contributor" {
   name               = uuidv5(local.role_assignment_namespace, join("-", [azurerm_storage_account.this.id, local.principal_id, "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"]))
   scope              = azurerm_storage_account.this.id

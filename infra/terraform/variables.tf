@@ -142,14 +142,14 @@ variable "tick_concurrency" {
   }
 }
 
-variable "due_shards" {
-  description = "Shards of the due index (DUE_SHARDS)."
+variable "run_shards" {
+  description = "Partitions of the runs table; each holds its jobs' runs, due rows and watch hints. A job keeps the shard it was created in, so changing this moves no existing job (RUN_SHARDS)."
   type        = number
   default     = 16
 
   validation {
-    condition     = var.due_shards >= 1 && var.due_shards <= 100
-    error_message = "due_shards must be between 1 and 100."
+    condition     = var.run_shards >= 1 && var.run_shards <= 100
+    error_message = "run_shards must be between 1 and 100."
   }
 }
 
@@ -172,6 +172,33 @@ variable "poll_max_seconds" {
   validation {
     condition     = var.poll_max_seconds >= var.poll_initial_seconds
     error_message = "poll_max_seconds must be at least poll_initial_seconds."
+  }
+}
+
+variable "watchdog_grace_seconds" {
+  description = "How long after it is due a message counts as lost, in seconds; also the base of the backoff between the watchdog's repairs (WATCHDOG_GRACE_SECONDS)."
+  type        = number
+  default     = 120
+
+  validation {
+    condition     = var.watchdog_grace_seconds >= 10 && var.watchdog_grace_seconds <= 3600
+    error_message = "watchdog_grace_seconds must be between 10 and 3600."
+  }
+}
+
+variable "run_check_seconds" {
+  description = "How often the watchdog checks with Databricks a RUNNING run that no poll has ended, in seconds; not below watchdog_grace_seconds (RUN_CHECK_SECONDS)."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.run_check_seconds >= 60 && var.run_check_seconds <= 86400
+    error_message = "run_check_seconds must be between 60 and 86400."
+  }
+
+  validation {
+    condition     = var.run_check_seconds >= var.watchdog_grace_seconds
+    error_message = "run_check_seconds must be at least watchdog_grace_seconds."
   }
 }
 
@@ -209,17 +236,6 @@ variable "runs_table" {
   validation {
     condition     = can(regex("^[A-Za-z][A-Za-z0-9]{2,62}$", var.runs_table))
     error_message = "runs_table must be a valid table name (3-63 letters or digits, starting with a letter)."
-  }
-}
-
-variable "due_table" {
-  description = "Table of the due index (DUE_TABLE)."
-  type        = string
-  default     = "due"
-
-  validation {
-    condition     = can(regex("^[A-Za-z][A-Za-z0-9]{2,62}$", var.due_table))
-    error_message = "due_table must be a valid table name (3-63 letters or digits, starting with a letter)."
   }
 }
 

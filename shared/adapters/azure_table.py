@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
+    AzureError,
     HttpResponseError,
     ResourceExistsError,
     ResourceModifiedError,
@@ -54,7 +55,7 @@ class AzureTable:
     def create(self) -> None:
         try:
             self._service.create_table_if_not_exists(self.name)
-        except HttpResponseError as err:
+        except AzureError as err:
             raise _external(err) from err
 
     def get(self, pk: str, rk: str) -> Row:
@@ -62,7 +63,7 @@ class AzureTable:
             entity = self._client.get_entity(pk, rk)
         except ResourceNotFoundError as err:
             raise NotFound(f"{self.name}: no row {pk!r}/{rk!r}") from err
-        except HttpResponseError as err:
+        except AzureError as err:
             raise _external(err) from err
         return _row(entity)
 
@@ -111,23 +112,26 @@ class AzureTable:
                 pages = self._client.list_entities(select=columns, results_per_page=size)
             for entity in pages:
                 yield _row(entity)
-        except HttpResponseError as err:
+        except AzureError as err:
             raise _external(err) from err
 
-    def write(self, pk: str, writes: Sequence[Write]) -> None:
+    def write(self, pk: str, writes: Sequence[Write]) -> list[str]:
         check_batch(pk, writes)
         if len(writes) == 1 and writes[0].kind != "delete":
             # One plain request; deletes go as a transaction because delete_entity
             # reports a missing row as success and the port says otherwise.
-            self._write_one(pk, writes[0])
-            return
+            return [self._write_one(pk, writes[0])]
         operations = [_operation(pk, w) for w in writes]
         try:
-            self._client.submit_transaction(operations)
+            results = self._client.submit_transaction(operations)
+            return [
+                "" if w.kind == "delete" else str((r or {}).get("etag") or "")
+                for w, r in zip(writes, results, strict=False)
+            ]
         except TableTransactionError as err:
             failed = writes[err.index] if 0 <= err.index < len(writes) else writes[0]
             raise _translate(err, str(getattr(err, "error_code", "") or ""), pk, failed) from err
-        except HttpResponseError as err:
+        except AzureError as err:
             raise _external(err) from err
 
     def discard(self, pk: str, rk: str) -> None:
@@ -135,25 +139,26 @@ class AzureTable:
         check_key(rk)
         try:
             self._client.delete_entity(pk, rk)  # the SDK treats 404 as success
-        except HttpResponseError as err:
+        except AzureError as err:
             raise _external(err) from err
 
-    def _write_one(self, pk: str, w: Write) -> None:
+    def _write_one(self, pk: str, w: Write) -> str:
         entity = {"PartitionKey": pk, "RowKey": w.rk, **w.data}
         condition = MatchConditions.IfNotModified if w.etag else MatchConditions.Unconditionally
         try:
             if w.kind == "insert":
-                self._client.create_entity(entity)
+                result = self._client.create_entity(entity)
             elif w.kind == "upsert":
-                self._client.upsert_entity(entity, mode=UpdateMode.REPLACE)
+                result = self._client.upsert_entity(entity, mode=UpdateMode.REPLACE)
             else:
-                self._client.update_entity(
+                result = self._client.update_entity(
                     entity, mode=UpdateMode.REPLACE, etag=w.etag, match_condition=condition
                 )
         except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as err:
             raise _translate(err, str(getattr(err, "error_code", "") or ""), pk, w) from err
-        except HttpResponseError as err:
+        except AzureError as err:
             raise _external(err) from err
+        return str(result.get("etag") or "")
 
 
 def _operation(pk: str, w: Write) -> tuple[Any, ...]:
@@ -186,7 +191,10 @@ def _translate(err: HttpResponseError, code: str, pk: str, w: Write) -> Exceptio
     return _external(err)
 
 
-def _external(err: HttpResponseError) -> ExternalError:
+def _external(err: AzureError) -> ExternalError:
+    """A failed request: throttling, a server error or a broken connection may pass; the rest will not."""
+    if not isinstance(err, HttpResponseError):  # no answer at all: a reset or timed-out connection
+        return ExternalError(f"table storage: {type(err).__name__}", retryable=True)
     status = err.status_code or 0
     return ExternalError(
         f"table storage: {status} {getattr(err, 'error_code', None) or err.reason}",

@@ -38,6 +38,7 @@ from zoneinfo import ZoneInfo
 
 from shared.domain.errors import ExternalError
 from shared.domain.job import DatabricksJobTask, DatabricksRunTask
+from shared.domain.run import AttemptResult, FailureKind
 
 MAX_TOKEN_LENGTH = 64  # Databricks rejects longer idempotency tokens with a 400
 _TOKEN_HEX_CHARS = 48  # 192 bits of sha256: no collisions in practice, well under the limit
@@ -60,14 +61,6 @@ class Phase(StrEnum):
 
 
 _TERMINAL_PHASES = frozenset({Phase.SUCCEEDED, Phase.FAILED, Phase.TIMED_OUT, Phase.CANCELLED})
-
-
-class FailureKind(StrEnum):
-    """Why a run failed; the values are what a run's attempt records (`Attempt.failure`)."""
-
-    TRANSIENT = "transient"  # infrastructure: cluster, cloud, Databricks itself, capacity limits
-    USER = "user"  # the task or its configuration
-    TIMEOUT = "timeout"
 
 
 class UnknownRunState(ExternalError):
@@ -129,6 +122,19 @@ class RunStatus:
     @property
     def is_terminal(self) -> bool:
         return self.phase.is_terminal
+
+    @property
+    def result(self) -> AttemptResult | None:
+        """How the attempt ended, in the domain's words (None while it goes on)."""
+        return _RESULT_OF.get(self.phase)
+
+
+_RESULT_OF = {
+    Phase.SUCCEEDED: AttemptResult.SUCCEEDED,
+    Phase.FAILED: AttemptResult.FAILED,
+    Phase.TIMED_OUT: AttemptResult.TIMED_OUT,
+    Phase.CANCELLED: AttemptResult.CANCELLED,
+}
 
 
 class Databricks(Protocol):

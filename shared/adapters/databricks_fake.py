@@ -23,7 +23,6 @@ from dataclasses import dataclass, replace
 from typing import ClassVar, Literal
 
 from shared.adapters.databricks import (
-    FailureKind,
     LaunchedRun,
     LaunchRequest,
     Phase,
@@ -33,6 +32,7 @@ from shared.adapters.databricks import (
 from shared.domain.clock import Clock, SystemClock
 from shared.domain.errors import ExternalError, NotFound, SchedulerError
 from shared.domain.job import DatabricksJobTask
+from shared.domain.run import FailureKind
 
 Method = Literal["launch", "get_run", "cancel"]
 

@@ -158,6 +158,8 @@ def job_props(job: Job) -> dict[str, Value]:
     )
     if job.next_fire_dst is not None:
         props["next_fire_dst"] = job.next_fire_dst
+    if job.shard:
+        props["shard"] = job.shard
     return props
 
 
@@ -167,6 +169,7 @@ def job_from_row(row: Row) -> Job:
         {
             "id": row.rk,
             "tenant": row.pk,
+            "shard": d.get("shard") or "",
             "definition": json.loads(str(d["definition"])),
             "status": d["status"],
             "next_fire_at": d.get("next_fire_at"),

@@ -106,9 +106,10 @@ class InMemoryTable:
                     snapshot.append(Row(key, rk, dict(data), etag))
         yield from snapshot
 
-    def write(self, pk: str, writes: Sequence[Write]) -> None:
+    def write(self, pk: str, writes: Sequence[Write]) -> list[str]:
         check_batch(pk, writes)
         self.counter.add()
+        etags: list[str] = []
         with self._lock:
             part = self._partitions.setdefault(pk, _Partition())
             staged = dict(part.rows)
@@ -124,10 +125,14 @@ class InMemoryTable:
                     raise ConcurrencyConflict(f"{self.name}: row {pk!r}/{w.rk!r} changed")
                 if w.kind == "delete":
                     del staged[w.rk]
+                    etags.append("")
                 else:
-                    staged[w.rk] = (dict(w.data), f'W/"{next(self._etags)}"')
+                    etag = f'W/"{next(self._etags)}"'
+                    staged[w.rk] = (dict(w.data), etag)
+                    etags.append(etag)
             part.rows = staged
             part.keys = sorted(staged)
+        return etags
 
     def discard(self, pk: str, rk: str) -> None:
         check_key(pk)

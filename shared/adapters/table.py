@@ -79,8 +79,11 @@ class Table(Protocol):
         values, and every key bound, are sent as query parameters.
         """
 
-    def write(self, pk: str, writes: Sequence[Write]) -> None:
-        """Apply writes to one partition atomically (an entity-group transaction)."""
+    def write(self, pk: str, writes: Sequence[Write]) -> list[str]:
+        """Apply writes to one partition atomically (an entity-group transaction).
+
+        Returns the new ETag of each written row, in order ("" for a delete), so a caller can
+        write the same row again without reading it first."""
 
     def discard(self, pk: str, rk: str) -> None:
         """Delete a row if it exists (one plain request; a missing row is not an error)."""

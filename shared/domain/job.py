@@ -15,6 +15,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from shared.domain.errors import IllegalTransition
+from shared.domain.run import FailureKind
 from shared.domain.schedule import FireTime, ScheduleSpec
 
 
@@ -173,17 +174,19 @@ class RetryPolicy(BaseModel):
             raise ValueError("'max_delay' must be >= 'initial_delay'")
         return self
 
-    def should_retry(self, failed_attempt: int, failure: str) -> bool:
+    def should_retry(self, failed_attempt: int, failure: FailureKind) -> bool:
         """Whether attempt `failed_attempt`, which failed with `failure`, gets another attempt.
 
-        `failure` is transient, user, timeout or launch_error (a request Databricks refused:
-        the job does not exist, no permission; trying again cannot help).
+        A launch Databricks refused (no such job, no permission) and a state nobody has mapped
+        are never retried: trying again cannot help.
         """
-        if failed_attempt >= self.max_attempts or failure == "launch_error":
+        if failed_attempt >= self.max_attempts:
             return False
-        if failure == "timeout":
+        if failure in (FailureKind.LAUNCH_ERROR, FailureKind.UNKNOWN_STATE):
+            return False
+        if failure is FailureKind.TIMEOUT:
             return self.retry_on_timeout
-        return self.retry_on is RetryOn.ANY or failure == "transient"
+        return self.retry_on is RetryOn.ANY or failure is FailureKind.TRANSIENT
 
     def delay_after(self, failed_attempt: int, rand: float) -> timedelta:
         """initial_delay x backoff_coefficient^(n-1), plus up to `jitter` of it at random; <= max_delay."""
@@ -240,6 +243,7 @@ class Job(BaseModel):
 
     id: str
     tenant: str
+    shard: str = ""  # where its runs and due row live; fixed when the job is created
     definition: JobDefinition
     status: JobStatus
     next_fire_at: datetime | None
@@ -254,11 +258,21 @@ class Job(BaseModel):
     last_run_at: datetime | None = None
 
     @classmethod
-    def new(cls, *, job_id: str, tenant: str, definition: JobDefinition, actor: Actor, now: datetime) -> Job:
+    def new(
+        cls,
+        *,
+        job_id: str,
+        tenant: str,
+        definition: JobDefinition,
+        actor: Actor,
+        now: datetime,
+        shard: str = "",
+    ) -> Job:
         fire = definition.schedule.next_fire(now)
         return cls(
             id=job_id,
             tenant=tenant,
+            shard=shard,
             definition=definition,
             status=JobStatus.ACTIVE if fire else JobStatus.COMPLETED,
             next_fire_at=fire.at if fire else None,

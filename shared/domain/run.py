@@ -1,8 +1,19 @@
-"""Runs: one per occurrence of a schedule (or per manual run), and the legal moves between their states.
+"""Runs: one per occurrence of a schedule (or per manual run), the legal moves between their states,
+and the message each waiting state is waiting for.
 
 The run key is deterministic from what caused the run: `s-{scheduled_for epoch ms}` for a
 scheduled occurrence, so a second tick, a duplicate message or a replay that tries to
 create the same occurrence finds it instead.
+
+Liveness (every run reaches an end) rests on two fields written with every state:
+
+* `intent`: the message the state waits for (launch attempt n, poll the Databricks run,
+  stop it), with its due time and the id of its first send. The writer sends it after the
+  write; a handler that finds the write already done sends it again (same id, so Service Bus
+  drops the copy if the first send got through); the watchdog re-sends what is overdue with a
+  fresh id.
+* `watch_at`: when the watchdog must look at the run if nothing else has moved it. Storage keeps
+  a small index row at that time, written in the same transaction as the run.
 """
 
 from __future__ import annotations
@@ -22,6 +33,8 @@ class RunState(StrEnum):
     LAUNCHING = "LAUNCHING"
     RUNNING = "RUNNING"
     RETRY_WAIT = "RETRY_WAIT"
+    TIMING_OUT = "TIMING_OUT"  # past its timeout: the cancel in Databricks is recorded before it is made
+    CANCELLING = "CANCELLING"  # cancelled by a person or a newer run: likewise
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     TIMED_OUT = "TIMED_OUT"
@@ -36,20 +49,52 @@ class RunState(StrEnum):
 TERMINAL = frozenset(
     {RunState.SUCCEEDED, RunState.FAILED, RunState.TIMED_OUT, RunState.CANCELLED, RunState.SKIPPED}
 )
+# A run in one of these counts as "the previous run is still going" for the overlap policy.
+ACTIVE = frozenset(
+    {RunState.LAUNCHING, RunState.RUNNING, RunState.RETRY_WAIT, RunState.TIMING_OUT, RunState.CANCELLING}
+)
+# A manual retry takes a run that ended in one of these.
+RETRYABLE = frozenset({RunState.FAILED, RunState.TIMED_OUT})
 
-# The one table of legal transitions (DESIGN.md, Runs). Anything else raises IllegalTransition.
+_STOPPING_ENDS = frozenset(
+    {RunState.SUCCEEDED, RunState.FAILED, RunState.TIMED_OUT, RunState.CANCELLED, RunState.RETRY_WAIT}
+)
+
+# The one table of legal transitions. Anything else raises IllegalTransition.
 TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     RunState.SCHEDULED: frozenset(
-        {RunState.QUEUED, RunState.LAUNCHING, RunState.SKIPPED, RunState.CANCELLED, RunState.FAILED}
+        {
+            RunState.QUEUED,
+            RunState.LAUNCHING,
+            RunState.SKIPPED,
+            RunState.CANCELLED,
+            RunState.CANCELLING,
+            RunState.FAILED,
+        }
     ),
-    RunState.QUEUED: frozenset({RunState.LAUNCHING, RunState.SKIPPED, RunState.CANCELLED, RunState.FAILED}),
+    RunState.QUEUED: frozenset(
+        {RunState.LAUNCHING, RunState.SKIPPED, RunState.CANCELLED, RunState.CANCELLING, RunState.FAILED}
+    ),
     RunState.LAUNCHING: frozenset(
-        {RunState.RUNNING, RunState.FAILED, RunState.CANCELLED, RunState.RETRY_WAIT}
+        {RunState.RUNNING, RunState.FAILED, RunState.CANCELLED, RunState.CANCELLING, RunState.RETRY_WAIT}
     ),
     RunState.RUNNING: frozenset(
-        {RunState.SUCCEEDED, RunState.FAILED, RunState.TIMED_OUT, RunState.CANCELLED, RunState.RETRY_WAIT}
+        {
+            RunState.SUCCEEDED,
+            RunState.FAILED,
+            RunState.TIMED_OUT,
+            RunState.CANCELLED,
+            RunState.RETRY_WAIT,
+            RunState.TIMING_OUT,
+            RunState.CANCELLING,
+        }
     ),
-    RunState.RETRY_WAIT: frozenset({RunState.LAUNCHING, RunState.CANCELLED, RunState.FAILED}),
+    RunState.RETRY_WAIT: frozenset(
+        {RunState.LAUNCHING, RunState.CANCELLED, RunState.CANCELLING, RunState.FAILED}
+    ),
+    # A run being stopped ends as what Databricks says happened (it may have finished first).
+    RunState.TIMING_OUT: _STOPPING_ENDS,
+    RunState.CANCELLING: _STOPPING_ENDS - {RunState.RETRY_WAIT},
     RunState.FAILED: frozenset({RunState.RETRY_WAIT}),  # a manual retry of a failed run
     RunState.TIMED_OUT: frozenset({RunState.RETRY_WAIT}),
     RunState.SUCCEEDED: frozenset(),
@@ -72,6 +117,33 @@ class SkipReason(StrEnum):
     SUPERSEDED = "superseded"  # the job was edited after the occurrence was recorded
     JOB_CANCELLED = "job_cancelled"
     OVERLAP = "overlap"
+
+
+class AttemptResult(StrEnum):
+    """How one attempt on Databricks ended."""
+
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    TIMED_OUT = "TIMED_OUT"
+    CANCELLED = "CANCELLED"
+
+
+class FailureKind(StrEnum):
+    """Why an attempt failed; a job's retry policy decides on it."""
+
+    TRANSIENT = "transient"  # infrastructure: cluster, cloud, Databricks itself, capacity limits
+    USER = "user"  # the task or its configuration
+    TIMEOUT = "timeout"
+    LAUNCH_ERROR = "launch_error"  # Databricks refused the launch (no such job, no permission)
+    UNKNOWN_STATE = "unknown_state"  # Databricks reported a state nobody has mapped: a person must look
+
+
+class IntentKind(StrEnum):
+    """The message a waiting state waits for."""
+
+    LAUNCH = "launch"  # launch attempt n (launch queue)
+    POLL = "poll"  # read the Databricks run (poll queue)
+    STOP = "stop"  # cancel the Databricks run and record how it ended (made by the writer itself)
 
 
 def scheduled_run_key(scheduled_for: datetime) -> str:
@@ -110,6 +182,20 @@ def parse_run_id(value: str) -> tuple[str, str]:
     return job_id, run_key
 
 
+class Intent(BaseModel):
+    """The message a waiting run is waiting for: what, for which attempt, when, and its first id."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: IntentKind
+    attempt: int
+    due_at: datetime
+    message_id: str = Field(description="The id of the first send; a re-send by the watchdog adds `.rN`.")
+    poll: int = 0  # POLL: the poll number
+    databricks_run_id: int | None = None  # POLL and STOP
+    deadline: datetime | None = None  # POLL: the attempt's timeout, if the job has one
+
+
 class Attempt(BaseModel):
     """One try at running an occurrence on Databricks."""
 
@@ -121,8 +207,8 @@ class Attempt(BaseModel):
     launched_at: datetime | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
-    result: str | None = None  # SUCCEEDED, FAILED, TIMED_OUT, CANCELLED
-    failure: str | None = None  # transient, user, timeout, launch_error
+    result: AttemptResult | None = None
+    failure: FailureKind | None = None
     code: str | None = None  # Databricks' termination code
     error: str | None = None
 
@@ -133,6 +219,7 @@ class Run(BaseModel):
     tenant: str
     job_id: str
     run_key: str
+    shard: str = Field("", description="Where the run is stored (the job's shard).")
     trigger: Trigger
     scheduled_for: datetime
     state: RunState
@@ -145,6 +232,10 @@ class Run(BaseModel):
     attempts: list[Attempt] = Field(default_factory=list)
     databricks_run_id: int | None = None
     run_page_url: str | None = None
+    intent: Intent | None = None
+    watch_at: datetime | None = None
+    repairs: int = Field(0, description="Re-sends of the current intent by the watchdog.")
+    checks: int = Field(0, description="Watchdog visits since the last transition that found nothing wrong.")
 
     @property
     def id(self) -> str:
@@ -160,12 +251,14 @@ class Run(BaseModel):
         job_version: int,
         now: datetime,
         skipped: SkipReason | None = None,
+        shard: str = "",
     ) -> Run:
         state = RunState.SKIPPED if skipped else RunState.SCHEDULED
         return cls(
             tenant=tenant,
             job_id=job_id,
             run_key=scheduled_run_key(scheduled_for),
+            shard=shard,
             trigger=Trigger.SCHEDULE,
             scheduled_for=scheduled_for,
             state=state,
@@ -177,11 +270,14 @@ class Run(BaseModel):
         )
 
     @classmethod
-    def manual(cls, *, tenant: str, job_id: str, run_key: str, job_version: int, now: datetime) -> Run:
+    def manual(
+        cls, *, tenant: str, job_id: str, run_key: str, job_version: int, now: datetime, shard: str = ""
+    ) -> Run:
         return cls(
             tenant=tenant,
             job_id=job_id,
             run_key=run_key,
+            shard=shard,
             trigger=Trigger.MANUAL,
             scheduled_for=now,
             state=RunState.SCHEDULED,
@@ -196,7 +292,11 @@ class Run(BaseModel):
         return self.attempts[-1] if self.attempts else None
 
     def moved(self, state: RunState, now: datetime, reason: str | None = None, **fields: object) -> Run:
-        """The run in `state` (IllegalTransition if the table forbids it), with `fields` updated too."""
+        """The run in `state` (IllegalTransition if the table forbids it), with `fields` updated too.
+
+        A new state starts with no intent and fresh watchdog counters; the caller sets the intent
+        the new state waits for.
+        """
         if state not in TRANSITIONS[self.state]:
             raise IllegalTransition(f"run {self.id} cannot go from {self.state} to {state}")
         return self.model_copy(
@@ -205,6 +305,9 @@ class Run(BaseModel):
                 "reason": reason if reason is not None else self.reason,
                 "updated_at": now,
                 "transitions": {**self.transitions, state.value: now},
+                "intent": None,
+                "repairs": 0,
+                "checks": 0,
                 **fields,
             }
         )
@@ -220,3 +323,10 @@ class Run(BaseModel):
                 "run_page_url": attempt.run_page_url or self.run_page_url,
             }
         )
+
+    def databricks_run_of(self, attempt: int) -> int | None:
+        """The Databricks run of attempt `attempt`, if it was recorded."""
+        for record in self.attempts:
+            if record.number == attempt:
+                return record.databricks_run_id
+        return None

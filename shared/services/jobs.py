@@ -13,20 +13,19 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from shared.adapters.due_index import DueIndex
 from shared.adapters.job_store import JobQuery, JobStore, Page
-from shared.adapters.run_store import RunStore
+from shared.adapters.runs_table import DueIndex, RunsTable
 from shared.domain.audit import audit_entry
 from shared.domain.clock import Clock
-from shared.domain.errors import ConcurrencyConflict, Conflict, InvalidSchedule, PreconditionFailed
+from shared.domain.errors import InvalidSchedule, PreconditionFailed
 from shared.domain.ids import new_id
 from shared.domain.job import Actor, AuditEntry, Job, JobDefinition, JobStatus, JobSummary
 from shared.domain.run import Run
 from shared.domain.schedule import FireTime, ScheduleSpec
+from shared.services.conflicts import until_saved
 
 log = logging.getLogger(__name__)
 
-MAX_TRIES = 5
 MAX_PREVIEW = 100
 
 
@@ -42,7 +41,7 @@ def _no_fire_time(spec: ScheduleSpec, now: datetime) -> InvalidSchedule:
 
 
 class JobService:
-    def __init__(self, store: JobStore, due: DueIndex, clock: Clock, runs: RunStore) -> None:
+    def __init__(self, store: JobStore, due: DueIndex, clock: Clock, runs: RunsTable) -> None:
         self.store = store
         self.due = due
         self.clock = clock
@@ -50,7 +49,15 @@ class JobService:
 
     def create(self, tenant: str, actor: Actor, definition: JobDefinition) -> Job:
         now = self.clock.now()
-        job = Job.new(job_id=new_id(now), tenant=tenant, definition=definition, actor=actor, now=now)
+        job_id = new_id(now)
+        job = Job.new(
+            job_id=job_id,
+            tenant=tenant,
+            definition=definition,
+            actor=actor,
+            now=now,
+            shard=self.due.new_shard(job_id),
+        )
         if job.next_fire_at is None:
             raise _no_fire_time(definition.schedule, now)
         entry = self.due.entry(job)
@@ -74,11 +81,13 @@ class JobService:
         self, tenant: str, job_id: str, state: str | None, limit: int, continuation: str | None
     ) -> Page[Run]:
         """The job's runs, newest first (404 for a job that does not exist)."""
-        self.store.get(tenant, job_id)
-        return self.runs.list(tenant, job_id, state=state, limit=limit, continuation=continuation)
+        job = self.get(tenant, job_id)
+        shard = self.due.shard_for(job)
+        return self.runs.history(shard, tenant, job_id, state=state, limit=limit, continuation=continuation)
 
     def run(self, tenant: str, job_id: str, run_key: str) -> Run:
-        return self.runs.get(tenant, job_id, run_key)[0]
+        job = self.get(tenant, job_id)
+        return self.runs.get(self.due.shard_for(job), tenant, job_id, run_key)[0]
 
     def update(
         self,
@@ -122,18 +131,16 @@ class JobService:
     def _change(
         self, tenant: str, job_id: str, actor: Actor, action: str, apply: Callable[[Job, datetime], Job]
     ) -> Job:
-        for _ in range(MAX_TRIES):
+        def attempt() -> Job:
             before, etag = self.store.get(tenant, job_id)
             now = self.clock.now()
             after = apply(before, now)
-            try:
-                self._commit(before, etag, after, audit_entry(action, before, after, actor, now))
-            except ConcurrencyConflict:
-                log.info("job changed while saving; trying again", extra={"job_id": job_id})
-                continue
-            log.info("job %s", action, extra={"tenant": tenant, "job_id": job_id})
+            self._commit(before, etag, after, audit_entry(action, before, after, actor, now))
             return after
-        raise Conflict(f"job {job_id} kept changing while this request tried to save it; try again")
+
+        job = until_saved(attempt, f"job {job_id}")
+        log.info("job %s", action, extra={"tenant": tenant, "job_id": job_id})
+        return job
 
     def _commit(self, before: Job, etag: str, after: Job, audit: AuditEntry) -> None:
         """Save the job, keeping the due index a superset of what is due (see due_index.py)."""

@@ -1,9 +1,14 @@
-"""The messages the scheduler sends: "launch attempt n of run X" and "poll run X".
+"""The messages the scheduler sends ("launch attempt n of run X", "poll run X") and their ids.
 
-Ids are derived from the run and attempt (and poll number), so sending the same
-message twice is harmless: Service Bus duplicate detection drops the copy, and a
-handler that sees it anyway finds the run already moved on. Each message carries
-a W3C traceparent derived from the run: one trace per occurrence.
+A message is always the send of an `Intent` recorded on the run. Its first send carries the
+intent's deterministic id (`{job}.{run key}.a{n}.launch`, `...a{n}.p{k}`): two ticks firing the
+same occurrence, or a handler that sends again after a crash, send the same id, and Service Bus
+duplicate detection keeps one. Any other re-send carries a fresh id, because the first may still
+sit in the detection window and would swallow it: `.r{n}` for the watchdog's n-th repair,
+`.d{n}` for the n-th deferral of a message whose handler met a passing error, `.release.{key}`
+for the launch of a buffered run released by the end of run `key`.
+
+Each message carries a W3C traceparent derived from the run: one trace per occurrence.
 """
 
 from __future__ import annotations
@@ -15,12 +20,22 @@ from typing import Any
 
 from shared.adapters.queue import OutgoingMessage
 from shared.domain.errors import InvalidInput
-from shared.domain.run import Run
+from shared.domain.run import Intent, IntentKind, Run
 from shared.telemetry import traceparent
 
 
 @dataclass(frozen=True, slots=True)
+class Queues:
+    launch: str
+    poll: str
+
+    def of(self, kind: IntentKind) -> str:
+        return self.poll if kind is IntentKind.POLL else self.launch
+
+
+@dataclass(frozen=True, slots=True)
 class RunRef:
+    shard: str
     tenant: str
     job_id: str
     run_key: str
@@ -31,10 +46,18 @@ class RunRef:
         try:
             run = body["run"]
             return cls(
-                str(run["tenant"]), str(run["job_id"]), str(run["run_key"]), int(body.get("attempt", 1))
+                str(run.get("shard") or ""),
+                str(run["tenant"]),
+                str(run["job_id"]),
+                str(run["run_key"]),
+                int(body.get("attempt", 1)),
             )
-        except (KeyError, TypeError, ValueError) as err:
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise InvalidInput(f"not a run message: {err}") from err
+
+    @classmethod
+    def of(cls, run: Run, attempt: int | None = None) -> RunRef:
+        return cls(run.shard, run.tenant, run.job_id, run.run_key, attempt or run.attempt)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +81,41 @@ class PollRef:
             raise InvalidInput(f"not a poll message: {err}") from err
 
 
+def launch_id(run: Run, attempt: int) -> str:
+    return f"{run.job_id}.{run.run_key}.a{attempt}.launch"
+
+
+def poll_id(run: Run | RunRef, attempt: int, poll: int) -> str:
+    return f"{run.job_id}.{run.run_key}.a{attempt}.p{poll}"
+
+
+def launch_intent(run: Run, attempt: int, due_at: datetime, message_id: str | None = None) -> Intent:
+    return Intent(
+        kind=IntentKind.LAUNCH,
+        attempt=attempt,
+        due_at=due_at,
+        message_id=message_id or launch_id(run, attempt),
+    )
+
+
+def poll_intent(
+    run: Run, attempt: int, poll: int, databricks_run_id: int, deadline: datetime | None, due_at: datetime
+) -> Intent:
+    return Intent(
+        kind=IntentKind.POLL,
+        attempt=attempt,
+        due_at=due_at,
+        message_id=poll_id(run, attempt, poll),
+        poll=poll,
+        databricks_run_id=databricks_run_id,
+        deadline=deadline,
+    )
+
+
+def _ref(run: Run | RunRef) -> dict[str, str]:
+    return {"shard": run.shard, "tenant": run.tenant, "job_id": run.job_id, "run_key": run.run_key}
+
+
 def _properties(run: Run | RunRef, attempt: int) -> dict[str, str]:
     return {
         "job_id": run.job_id,
@@ -67,42 +125,73 @@ def _properties(run: Run | RunRef, attempt: int) -> dict[str, str]:
     }
 
 
-def _ref(run: Run | RunRef) -> dict[str, str]:
-    return {"tenant": run.tenant, "job_id": run.job_id, "run_key": run.run_key}
+def message_for(
+    run: Run,
+    intent: Intent,
+    queues: Queues,
+    *,
+    message_id: str | None = None,
+    at: datetime | None = None,
+    repair: int = 0,
+) -> OutgoingMessage:
+    """The message that carries `intent` (with its own id unless `message_id` says otherwise).
 
-
-def launch_message(queue: str, run: Run, attempt: int = 1, at: datetime | None = None) -> OutgoingMessage:
-    """Launch attempt `attempt` of `run` at `at` (default: the run's scheduled time)."""
+    `repair`: the watchdog's n-th re-send: the id gets `.r{n}` and the body says so, so the
+    handler knows an earlier message may have reached Databricks."""
+    body: dict[str, Any] = {"run": _ref(run), "attempt": intent.attempt, "kind": intent.kind.value}
+    if repair:
+        body["repair"] = repair
+        message_id = f"{message_id or intent.message_id}.r{repair}"
+    if intent.kind is IntentKind.POLL:
+        body.update(
+            poll=intent.poll,
+            databricks_run_id=intent.databricks_run_id,
+            deadline=intent.deadline.isoformat() if intent.deadline else None,
+        )
     return OutgoingMessage(
-        queue=queue,
-        message_id=f"{run.job_id}.{run.run_key}.a{attempt}.launch",
-        body={"run": _ref(run), "attempt": attempt, "kind": "launch"},
-        scheduled_for=at if at is not None else run.scheduled_for,
-        properties=_properties(run, attempt),
+        queue=queues.of(intent.kind),
+        message_id=message_id or intent.message_id,
+        body=body,
+        scheduled_for=at or intent.due_at,
+        properties=_properties(run, intent.attempt),
     )
 
 
-def poll_message(
-    queue: str,
-    run: Run | RunRef,
-    attempt: int,
-    poll: int,
-    databricks_run_id: int,
-    deadline: datetime | None,
-    at: datetime,
-) -> OutgoingMessage:
-    """Poll number `poll`: it carries what a poll that sees no change needs, so that poll reads no table."""
+def next_poll(ref: PollRef, queue: str, at: datetime) -> OutgoingMessage:
+    """Poll `ref.poll + 1` of the same attempt: what a poll that saw no change sends, reading no table."""
+    poll = ref.poll + 1
+    body = {
+        "run": _ref(ref.run),
+        "attempt": ref.run.attempt,
+        "kind": IntentKind.POLL.value,
+        "poll": poll,
+        "databricks_run_id": ref.databricks_run_id,
+        "deadline": ref.deadline.isoformat() if ref.deadline else None,
+    }
     return OutgoingMessage(
         queue=queue,
-        message_id=f"{run.job_id}.{run.run_key}.a{attempt}.p{poll}",
-        body={
-            "run": _ref(run),
-            "attempt": attempt,
-            "kind": "poll",
-            "poll": poll,
-            "databricks_run_id": databricks_run_id,
-            "deadline": deadline.isoformat() if deadline else None,
-        },
+        message_id=poll_id(ref.run, ref.run.attempt, poll),
+        body=body,
         scheduled_for=at,
-        properties=_properties(run, attempt),
+        properties=_properties(ref.run, ref.run.attempt),
+    )
+
+
+def earlier_may_have_acted(body: Mapping[str, Any], delivery_count: int) -> bool:
+    """Whether an earlier delivery, or the message this one re-sends, may already have done the work."""
+    return delivery_count > 1 or bool(body.get("deferrals")) or bool(body.get("repair"))
+
+
+def deferred(
+    queue: str, message_id: str, body: Mapping[str, Any], properties: Mapping[str, str], at: datetime
+) -> OutgoingMessage:
+    """The same message again at `at`, with a fresh id: its handler met a passing error."""
+    n = int(body.get("deferrals", 0)) + 1
+    base = message_id.removesuffix(f".d{n - 1}")
+    return OutgoingMessage(
+        queue=queue,
+        message_id=f"{base}.d{n}",
+        body={**body, "deferrals": n},
+        scheduled_for=at,
+        properties=dict(properties),
     )

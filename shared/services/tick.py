@@ -1,20 +1,18 @@
 """The tick: turn what is due into recorded occurrences and launch messages, exactly once.
 
-For each due-index row before `now + lookahead` the tick re-reads the job (the row
-is only a hint) and, if the job is due, walks its fire times up to the horizon:
+For each due row before `now + lookahead` the tick re-reads the job (the row is only a hint)
+and, if the job is due, walks its fire times up to the horizon:
 
-1. records each occurrence as a run (insert if absent: key `s-{scheduled ms}`),
-2. writes the job's next due row and a pending-launch row per launch (one request),
-3. sends the launch messages, scheduled for the exact fire time, with ids derived
-   from run key and attempt,
-4. advances the job (ETag: if it changed, re-read and decide again),
-5. deletes the due row it came from.
+1. records each occurrence as a run (SCHEDULED, its launch as its intent, its watch hint) and
+   moves the job's due row to the next fire time: ONE transaction in the job's shard;
+2. sends the launch messages, scheduled for the exact fire time, with ids derived from run key
+   and attempt (a send that fails is left to the watchdog: the intent is recorded);
+3. advances the job (ETag: if it changed, re-read and decide again).
 
-A crash between any two steps leaves something the next tick (or the reconcile)
-completes: runs are found instead of created, messages carry the same ids, a
-stale due row is dropped, and the new due row exists before the job moves.
-Fire times that passed while the scheduler was down follow the job's misfire
-policy; a paused job records SKIPPED occurrences only if it asked to.
+A crash after 1 leaves the runs and their hints (the watchdog sends a lost launch) and the job
+not yet advanced (the tick revisits it at its new due row: the runs are found, not recreated).
+Fire times that passed while the scheduler was down follow the job's misfire policy; a paused
+job records SKIPPED occurrences only if it asked to. Three storage requests per job visited.
 """
 
 from __future__ import annotations
@@ -27,21 +25,23 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from threading import Lock
 
-from shared.adapters.due_index import DueEntry, DueIndex
 from shared.adapters.job_store import JobStore
 from shared.adapters.queue import MessageSender
-from shared.adapters.run_store import RunStore
+from shared.adapters.runs_table import DueEntry, DueIndex, RunsTable
 from shared.domain.clock import Clock
-from shared.domain.errors import ConcurrencyConflict, NotFound
+from shared.domain.errors import ConcurrencyConflict, ExternalError, NotFound
 from shared.domain.job import Job, JobStatus, MisfirePolicy
+from shared.domain.policies import CatchUpBounds, WatchPolicy, misfire_verdict, watch_at
 from shared.domain.run import Run, RunState, SkipReason
-from shared.services.messages import launch_message
+from shared.services.messages import Queues, launch_intent, message_for
 from shared.telemetry import metrics
 
 log = logging.getLogger(__name__)
 
 MISFIRE_GRACE = timedelta(seconds=60)  # later than this, a fire time counts as missed
-MAX_OCCURRENCES_PER_JOB = 100  # per tick; a longer backlog continues on the next tick
+# Rows one job's fire may write (a transaction holds 100: each run and its hint, the due row moved);
+# a longer backlog continues on the next tick.
+MAX_ROWS_PER_FIRE = 98
 CATCH_UP_CAP = 100
 _MAX_TRIES = 5
 
@@ -54,6 +54,7 @@ class TickReport:
     stale_rows: int = 0
     conflicts: int = 0
     errors: int = 0
+    send_failures: int = 0
     _lock: Lock = field(default_factory=Lock, repr=False)
 
     def add(self, **counts: int) -> None:
@@ -74,12 +75,13 @@ class Ticker:
         self,
         *,
         jobs: JobStore,
-        runs: RunStore,
+        runs: RunsTable,
         due: DueIndex,
         sender: MessageSender,
         clock: Clock,
-        launch_queue: str,
+        queues: Queues,
         lookahead: timedelta,
+        watch: WatchPolicy,
         concurrency: int = 16,
     ) -> None:
         self.jobs = jobs
@@ -87,8 +89,9 @@ class Ticker:
         self.due = due
         self.sender = sender
         self.clock = clock
-        self.launch_queue = launch_queue
+        self.queues = queues
         self.lookahead = lookahead
+        self.watch = watch
         self.concurrency = concurrency
 
     def tick(self) -> TickReport:
@@ -97,23 +100,31 @@ class Ticker:
         horizon = now + self.lookahead
         report = TickReport()
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="tick") as pool:
-            entries: Iterable[DueEntry] = (
-                e for shard in self.due.shards for e in self.due.due(shard, horizon)
-            )
+            entries = (e for shard in self.due.shards for e in self._due(shard, horizon, report))
             for _ in pool.map(lambda e: self._visit_safely(e, now, horizon, report), entries):
                 pass
         metrics.ticks.add(1)
         metrics.occurrences_fired.add(report.fired)
         log.log(
             logging.INFO if report.visited else logging.DEBUG,
-            "tick: %d visited, %d fired, %d skipped, %d stale rows, %d errors",
+            "tick: %d visited, %d fired, %d skipped, %d stale rows, %d errors, %d failed sends",
             report.visited,
             report.fired,
             report.skipped,
             report.stale_rows,
             report.errors,
+            report.send_failures,
         )
         return report
+
+    def _due(self, shard: str, horizon: datetime, report: TickReport) -> Iterable[DueEntry]:
+        """A shard's due rows; a shard storage cannot read now waits for the next tick, alone."""
+        try:
+            return list(self.due.due(shard, horizon))
+        except ExternalError as err:
+            report.add(errors=1)
+            log.warning("could not read shard %s of the due index: %s", shard, err.detail)
+            return []
 
     def _visit_safely(self, entry: DueEntry, now: datetime, horizon: datetime, report: TickReport) -> None:
         try:
@@ -131,43 +142,50 @@ class Ticker:
                 job, etag = self.jobs.get(entry.tenant, entry.job_id)
             except NotFound:
                 job = None
-            fired = False
+            fired_from: DueEntry | None = None
             if job is not None and job.is_due_indexed and job.next_fire_at and job.next_fire_at < horizon:
                 try:
-                    job = self._fire(job, etag, now, horizon, report)
-                    fired = True
+                    fired_from = self.due.entry(job)
+                    self._fire(job, etag, now, horizon, report)
                 except ConcurrencyConflict:
                     report.add(conflicts=1)
                     continue  # someone else moved the job: look again
-            current = self.due.entry(job) if job is not None else None
-            if current is None or current.rk != entry.rk:
-                self.due.remove(entry)
-                report.add(stale_rows=0 if fired else 1)
+            if fired_from is None or fired_from.rk != entry.rk:
+                self._drop_if_stale(entry, job)
+                report.add(stale_rows=0 if fired_from else 1)
             return
         log.warning("job kept changing during the tick; next tick", extra={"job_id": entry.job_id})
 
-    def _fire(self, job: Job, etag: str, now: datetime, horizon: datetime, report: TickReport) -> Job:
+    def _drop_if_stale(self, entry: DueEntry, job: Job | None) -> None:
+        current = self.due.entry(job) if job is not None else None
+        if current is None or current.rk != entry.rk:
+            self.due.remove(entry)
+
+    def _fire(self, job: Job, etag: str, now: datetime, horizon: datetime, report: TickReport) -> None:
         plan = self._plan(job, now, horizon)
-        recorded = [self.runs.add_if_absent(run)[0] for run in plan.runs]
+        due_from, due_to = self.due.entry(job), self.due.entry(self._advanced(job, plan, []))
+        shard = self.due.shard_for(job)
+        # A schedule that ended keeps its due row until the job says COMPLETED: a crash in between
+        # must leave the job visited again, not a job nobody visits.
+        recorded = self.runs.record_fire(shard, plan.runs, due_from if due_to else None, due_to)
+        after = self._advanced(job, plan, recorded)
         to_launch = [run for run in recorded if run.state is RunState.SCHEDULED]
-        pending = [
-            self.due.pending_for(job.tenant, job.id, run.run_key, run.scheduled_for) for run in to_launch
-        ]
-        after = self._advanced(job, plan, recorded, now)
-        new_entry = self.due.entry(after)
-        if new_entry is not None:
-            self.due.put(new_entry, pending)
-        else:
-            self.due.put_pending(self.due.shard_of(job.id), pending)
         if to_launch:
-            self.sender.send([launch_message(self.launch_queue, run) for run in to_launch])
+            try:
+                self.sender.send(
+                    [message_for(run, run.intent, self.queues) for run in to_launch if run.intent]
+                )
+            except ExternalError as err:
+                report.add(send_failures=1)  # recorded with their hints: the watchdog sends them
+                log.warning("launch send failed; the watchdog will send it: %s", err.detail)
         self.jobs.save(job, etag, after, audit=None)
+        if due_to is None and due_from is not None:
+            self.due.remove(due_from)
         fired = [r for r in plan.runs if r.state is RunState.SCHEDULED]
         report.add(fired=len(fired), skipped=len(plan.runs) - len(fired))
         if len(plan.runs) > len(fired):
             labels = {"state": RunState.SKIPPED.value, "job_id": job.id, "tenant": job.tenant}
             metrics.runs_finished.add(len(plan.runs) - len(fired), labels)
-        return after
 
     def _plan(self, job: Job, now: datetime, horizon: datetime) -> _Plan:
         """Occurrences from the next fire time up to the horizon, with the misfire policy applied."""
@@ -177,49 +195,36 @@ class Ticker:
         policy = job.definition.misfire
         missed_before = now - MISFIRE_GRACE
         catch_up = self._catch_up_bounds(job, now) if policy is MisfirePolicy.CATCH_UP else None
+        shard = self.due.shard_for(job)
         runs: list[Run] = []
+        rows = 0
         at, dst = job.next_fire_at, job.next_fire_dst
-        while at is not None and at < limit and len(runs) < MAX_OCCURRENCES_PER_JOB:
+        while at is not None and at < limit and rows + 2 <= MAX_ROWS_PER_FIRE:
             following = spec.next_fire(at)
-            skip: SkipReason | None = None
             if paused:
-                skip = SkipReason.PAUSED
-            elif at < missed_before:
-                following_at = following.at if following else None
-                skip = self._misfire(policy, at, following_at, missed_before, catch_up)
-            runs.append(
-                Run.occurrence(
-                    tenant=job.tenant,
-                    job_id=job.id,
-                    scheduled_for=at,
-                    job_version=job.version,
-                    now=now,
-                    skipped=skip,
+                skip: SkipReason | None = SkipReason.PAUSED
+            else:
+                skip = misfire_verdict(
+                    policy, at, following.at if following else None, missed_before, catch_up
                 )
+            run = Run.occurrence(
+                tenant=job.tenant,
+                job_id=job.id,
+                scheduled_for=at,
+                job_version=job.version,
+                now=now,
+                skipped=skip,
+                shard=shard,
             )
+            if skip is None:
+                run = run.model_copy(update={"intent": launch_intent(run, 1, at)})
+                run = run.model_copy(update={"watch_at": watch_at(run, self.watch, now)})
+            runs.append(run)
+            rows += 1 if skip else 2
             at, dst = (following.at, following.dst.value) if following else (None, None)
         return _Plan(runs, at, dst)
 
-    @staticmethod
-    def _misfire(
-        policy: MisfirePolicy,
-        at: datetime,
-        following: datetime | None,
-        missed_before: datetime,
-        catch_up: tuple[datetime, datetime] | None,
-    ) -> SkipReason | None:
-        if policy is MisfirePolicy.SKIP:
-            return SkipReason.MISSED
-        if policy is MisfirePolicy.FIRE_ONCE:
-            last_missed = following is None or following >= missed_before
-            return None if last_missed else SkipReason.MISSED
-        assert catch_up is not None
-        window_start, cap_floor = catch_up
-        if at < window_start:
-            return SkipReason.MISSED
-        return None if at >= cap_floor else SkipReason.CATCH_UP_LIMIT
-
-    def _catch_up_bounds(self, job: Job, now: datetime) -> tuple[datetime, datetime]:
+    def _catch_up_bounds(self, job: Job, now: datetime) -> CatchUpBounds:
         """Where the catch-up window starts, and the earliest of the last CATCH_UP_CAP missed times in it."""
         window_start = now - job.definition.catch_up_window
         recent: deque[datetime] = deque(maxlen=CATCH_UP_CAP)
@@ -229,10 +234,11 @@ class Ticker:
             recent.append(fire.at)
             fire = job.definition.schedule.next_fire(fire.at)
             steps += 1
-        return window_start, recent[0] if len(recent) == CATCH_UP_CAP else window_start
+        floor = recent[0] if len(recent) == CATCH_UP_CAP else window_start
+        return CatchUpBounds(window_start, floor)
 
     @staticmethod
-    def _advanced(job: Job, plan: _Plan, recorded: list[Run], now: datetime) -> Job:
+    def _advanced(job: Job, plan: _Plan, recorded: list[Run]) -> Job:
         """The job after this tick: next fire time moved on, the newest occurrence noted."""
         update: dict[str, object] = {"next_fire_at": plan.next_fire, "next_fire_dst": plan.next_dst}
         if plan.next_fire is None and job.status is JobStatus.ACTIVE:

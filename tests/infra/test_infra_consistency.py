@@ -183,10 +183,9 @@ def test_the_tables_are_the_same(bicep: Callable[[str], dict[str, Any]], terrafo
     assert bicep("main.bicep")["modules"]["storage"]["config"]["params"]["tableNames"] == [
         "jobsTable",
         "runsTable",
-        "dueTable",
     ]
     table = terraform_resources(terraform, "azapi_resource")["table"]
-    assert table["for_each"] == "${toset([var.jobs_table, var.runs_table, var.due_table])}"
+    assert table["for_each"] == "${toset([var.jobs_table, var.runs_table])}"
 
 
 # --- role assignments --------------------------------------------------------------------------
@@ -292,9 +291,11 @@ def test_the_alerts_cover_what_the_issue_asks_for(
         "scheduler.dead_letters",
         "scheduler.fire_lag_ms",
         "scheduler.ticks",
+        "scheduler.repairs",
     ):
         assert metric in queries
     assert '"FAILED", "TIMED_OUT"' in queries
+    assert 'state == "given_up"' in queries
     metric_alert = bicep("modules/alerts.bicep")["resources"]["deadLetteredMessages"]["config"]["properties"]
     assert metric_alert["criteria"]["allOf"][0]["metricName"] == "DeadletteredMessages"
     tf_alert = terraform_resources(terraform, "azurerm_monitor_metric_alert")["dead_lettered_messages"]

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from devstack.service_bus_twin import ServiceBusTwin
 from functions.http_api import create_api
 from shared.adapters.azure_table import AzureTable
 from shared.api.identity import encode_principal
@@ -64,9 +65,10 @@ def make_services(azure_service: Any, **settings: Any) -> Services:
     tables = Tables(
         jobs=AzureTable(azure_service, f"apijobs{n}"),
         runs=AzureTable(azure_service, f"apiruns{n}"),
-        due=AzureTable(azure_service, f"apidue{n}"),
     )
-    services = build(Settings(**{"AUTH_MODE": "development", **settings}), tables=tables)
+    services = build(
+        Settings(**{"AUTH_MODE": "development", **settings}), tables=tables, sender=ServiceBusTwin()
+    )
     services.ensure_tables()
     return services
 
@@ -89,7 +91,7 @@ def create(client: TestClient, headers: dict | None = None, **overrides: Any) ->
 
 
 def due_rows(services: Services) -> list[str]:
-    return [row.rk for row in services.tables.due.query(None)]
+    return [row.rk for row in services.tables.runs.query(None) if row.rk.startswith("d~")]
 
 
 def all_rows(services: Services) -> list[tuple[str, str, str]]:
@@ -108,7 +110,7 @@ def test_schedule_answers_201_with_the_contract_fields(client: TestClient, servi
     assert out["next_fire_at"].endswith("Z")
     assert "nightly-churn-training" in out["message"]
     assert r.headers["location"] == f"/api/jobs/{out['job_id']}"
-    assert due_rows(services) == [f"{_ms(out['next_fire_at']):013d}~team-a~{out['job_id']}"]
+    assert due_rows(services) == [f"d~{_ms(out['next_fire_at']):013d}~team-a~{out['job_id']}"]
 
 
 def _ms(iso: str) -> int:
@@ -286,7 +288,7 @@ def test_edit_bumps_the_version_and_moves_the_due_row(client: TestClient, servic
     assert out["version"] == 2 and out["job"]["schedule"]["cron"] == "*/5 * * * *"
     assert r.headers["etag"] == '"v2"'
     assert out["next_fire_at"] != created["next_fire_at"]
-    assert due_rows(services) == [f"{_ms(out['next_fire_at']):013d}~team-a~{job_id}"]
+    assert due_rows(services) == [f"d~{_ms(out['next_fire_at']):013d}~team-a~{job_id}"]
 
 
 def test_if_match_protects_against_lost_updates(client: TestClient) -> None:

@@ -21,7 +21,6 @@ import pytest
 
 from shared.adapters.databricks import (
     Databricks,
-    FailureKind,
     LaunchRequest,
     Phase,
     RunStatus,
@@ -33,6 +32,7 @@ from shared.adapters.databricks_fake import FakeDatabricks, FakeOutcome
 from shared.config import Settings
 from shared.domain.errors import ExternalError, NotFound
 from shared.domain.job import Autoscale, ClusterSpec, DatabricksJobTask, DatabricksRunTask, PythonWheel
+from shared.domain.run import FailureKind
 
 pytestmark = pytest.mark.timeout(30)
 

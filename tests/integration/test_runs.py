@@ -8,82 +8,14 @@ from typing import Any
 
 import pytest
 
-from shared.adapters.databricks import FailureKind, Phase, idempotency_token
-from shared.adapters.databricks_fake import FakeDatabricks, FakeOutcome
+from shared.adapters.databricks import Phase, idempotency_token
+from shared.adapters.databricks_fake import FakeOutcome
 from shared.adapters.memory_table import InMemoryTable
-from shared.adapters.queue import Delivery, InProcessQueues
-from shared.bootstrap import Services, Tables, build
-from shared.config import Settings
-from shared.domain.clock import FixedClock
-from shared.domain.errors import Conflict, ExternalError
-from shared.domain.job import Actor, Job, JobDefinition
-from shared.domain.run import RunState
-from shared.services.messages import PollRef, RunRef
+from shared.domain.errors import Conflict
+from shared.domain.run import AttemptResult, FailureKind, RunState
+from shared.services.inbox import Incoming
 from tests.conftest import TableFactory
-
-ALICE = Actor(id="alice", name="Alice")
-T0 = datetime(2026, 6, 1, 12, 0, 30, tzinfo=UTC)
-
-
-class World:
-    def __init__(self, table_factory: TableFactory) -> None:
-        self.clock = FixedClock(T0)
-        self.broker = InProcessQueues(self.clock, max_delivery_count=3)
-        self.fake = FakeDatabricks(self.clock)
-        tables = Tables(jobs=table_factory("rjobs"), runs=table_factory("rruns"), due=table_factory("rdue"))
-        self.s: Services = build(
-            Settings(DUE_SHARDS=2, TICK_CONCURRENCY=2),
-            tables=tables,
-            clock=self.clock,
-            sender=self.broker,
-            databricks=self.fake,
-        )
-        self.s.runs.rand = lambda: 0.0  # no jitter: delays are exact
-
-    def job(self, **overrides: Any) -> Job:
-        body: dict[str, Any] = {
-            "name": "train",
-            "job_type": "model_training",
-            "task": {"kind": "databricks_job", "job_id": 42, "parameters": {"day": "{{scheduled_date}}"}},
-            "schedule": {"cron": "*/5 * * * *"},
-        }
-        body.update(overrides)
-        return self.s.jobs.create("team-a", ALICE, JobDefinition.model_validate(body))
-
-    def fire(self, at: datetime = datetime(2026, 6, 1, 12, 5, tzinfo=UTC)) -> None:
-        self.clock.set(at - timedelta(minutes=1))
-        self.s.ticker.tick()
-        self.clock.set(at)
-
-    def deliver(self, until: datetime | None = None, max_rounds: int = 200) -> list[str]:
-        """Deliver messages as the host would, moving the clock to each next message, up to `until`."""
-        actions: list[str] = []
-        for _ in range(max_rounds):
-            due = self.broker.due_deliveries()
-            if not due:
-                nxt = self.broker.next_due_at()
-                if nxt is None or (until is not None and nxt > until):
-                    break
-                self.clock.set(max(nxt, self.clock.now()))
-                continue
-            for d in due:
-                actions.append(self._handle(d))
-        return actions
-
-    def _handle(self, d: Delivery) -> str:
-        try:
-            if d.queue == "launch":
-                return self.s.runs.launch(RunRef.parse(d.body)).action
-            return self.s.runs.poll(PollRef.parse(d.body)).action
-        except ExternalError:
-            self.broker.abandon(d, self.clock.now() + timedelta(seconds=1))
-            return "error"
-
-    def run(self, job: Job) -> Any:
-        return self.s.run_store.list("team-a", job.id, limit=1).items[0]
-
-    def runs(self, job: Job) -> list[Any]:
-        return list(reversed(self.s.run_store.list("team-a", job.id, limit=100).items))
+from tests.world import ALICE, World
 
 
 @pytest.fixture
@@ -91,11 +23,15 @@ def w(table_factory: TableFactory) -> World:
     return World(table_factory)
 
 
+def incoming(d: Any) -> Incoming:
+    return Incoming(d.message_id, d.body, d.delivery_count)
+
+
 def test_a_launch_starts_one_databricks_run_and_schedules_the_first_poll(w: World) -> None:
     job = w.job()
     w.fire()
-    (launch,) = w.broker.due_deliveries()
-    outcome = w.s.runs.launch(RunRef.parse(launch.body))
+    (launch,) = w.broker.receive()
+    outcome = w.s.inbox.launch(incoming(launch))
     assert outcome.action == "launched"
     run = w.run(job)
     assert run.state is RunState.RUNNING and run.databricks_run_id is not None
@@ -111,22 +47,22 @@ def test_a_launch_starts_one_databricks_run_and_schedules_the_first_poll(w: Worl
 def test_a_redelivered_launch_reattaches_and_never_starts_a_second_run(w: World, monkeypatch: Any) -> None:
     job = w.job()
     w.fire()
-    (launch,) = w.broker.due_deliveries()
-    original = w.s.run_store.save
+    (launch,) = w.broker.receive()
+    original = w.s.runs_table.save
     calls = {"n": 0}
 
-    def crash_once(run: Any, etag: str) -> None:
+    def crash_once(before: Any, etag: str, after: Any) -> str:
         calls["n"] += 1
         if calls["n"] == 1:
             raise RuntimeError("crash after the Databricks call, before the run row is saved")
-        original(run, etag)
+        return original(before, etag, after)
 
-    monkeypatch.setattr(w.s.run_store, "save", crash_once)
+    monkeypatch.setattr(w.s.runs_table, "save", crash_once)
     with pytest.raises(RuntimeError):
-        w.s.runs.launch(RunRef.parse(launch.body))
-    monkeypatch.setattr(w.s.run_store, "save", original)
-    assert w.s.runs.launch(RunRef.parse(launch.body)).action == "launched"
-    assert w.s.runs.launch(RunRef.parse(launch.body)).action == "already_handled"
+        w.s.inbox.launch(incoming(launch))
+    monkeypatch.setattr(w.s.runs_table, "save", original)
+    assert w.s.inbox.launch(incoming(launch)).action == "launched"
+    assert w.s.inbox.launch(incoming(launch)).action == "redone"  # sends its first poll again, same id
     token = idempotency_token(w.run(job).run_key, 1, job.id)
     assert w.fake.starts_for_token(token) == 1 and w.fake.calls["launch"] == 2
 
@@ -137,15 +73,15 @@ def test_a_poll_that_sees_no_change_touches_no_table(table_factory: TableFactory
     w.job()
     w.fire()
     w.deliver(until=w.clock.now())  # launch
-    (poll,) = w.broker.due_deliveries() or [None]
+    (poll,) = w.broker.receive() or [None]
     assert poll is None  # not yet due
     w.clock.advance(timedelta(seconds=15))
-    (poll,) = w.broker.due_deliveries()
+    (poll,) = w.broker.receive()
     tables = [t for t in w.s.tables.all() if isinstance(t, InMemoryTable)]
     for t in tables:
         t.counter.reset()
     sent_before, calls_before = len(w.broker.sent), sum(w.fake.calls.values())
-    assert w.s.runs.poll(PollRef.parse(poll.body)).action == "polled"
+    assert w.s.inbox.poll(incoming(poll)).action == "polled"
     assert sum(t.counter.reset() for t in tables) == 0
     assert len(w.broker.sent) - sent_before == 1 and sum(w.fake.calls.values()) - calls_before == 1
     nxt = w.broker.sent[-1]
@@ -167,7 +103,7 @@ def test_a_successful_run_is_noted_on_the_job(w: World) -> None:
     w.fire()
     w.deliver(until=w.clock.now() + timedelta(minutes=3))
     run = w.run(job)
-    assert run.state is RunState.SUCCEEDED and run.attempts[0].result == "SUCCEEDED"
+    assert run.state is RunState.SUCCEEDED and run.attempts[0].result is AttemptResult.SUCCEEDED
     assert w.s.jobs.get("team-a", job.id).last_run_state == "SUCCEEDED"
 
 
@@ -212,7 +148,7 @@ def test_failed_attempts_are_retried_per_policy(
     w.deliver(until=w.clock.now() + timedelta(hours=1))
     run = w.run(job)
     assert run.state is final and len(run.attempts) == attempts
-    assert all(a.result == "FAILED" and a.failure == failure.value for a in run.attempts)
+    assert all(a.result is AttemptResult.FAILED and a.failure is failure for a in run.attempts)
     delays = [
         (m.scheduled_for - at).total_seconds()
         for at, m in sent_at
@@ -247,7 +183,7 @@ def test_a_run_past_its_timeout_is_cancelled_in_databricks(
     run = w.run(job)
     assert run.state is final
     first = run.attempts[0]
-    assert first.result == "TIMED_OUT" and w.fake.calls["cancel"] == 1
+    assert first.result is AttemptResult.TIMED_OUT and w.fake.calls["cancel"] == 1
     assert first.ended_at - first.launched_at <= timedelta(minutes=2, seconds=1)
 
 
@@ -257,14 +193,14 @@ def test_manual_retry_of_a_failed_run_starts_a_new_attempt(w: World) -> None:
     w.fire()
     w.deliver(until=w.clock.now() + timedelta(minutes=5))
     assert w.run(job).state is RunState.FAILED
-    retried = w.s.runs.retry_latest_failed("team-a", job.id, ALICE)
+    retried = w.s.run_commands.retry_latest_failed("team-a", job.id, ALICE)
     assert (retried.state, retried.attempt) == (RunState.RETRY_WAIT, 2)
     w.deliver(until=w.clock.now() + timedelta(minutes=5))
     assert (w.run(job).state, w.run(job).attempt) == (RunState.SUCCEEDED, 2)
     with pytest.raises(Conflict, match="only a FAILED or TIMED_OUT run can be retried"):
-        w.s.runs.retry("team-a", job.id, w.run(job).run_key, ALICE)
+        w.s.run_commands.retry("team-a", job.id, w.run(job).run_key, ALICE)
     with pytest.raises(Conflict, match="no failed run"):
-        w.s.runs.retry_latest_failed("team-a", job.id, ALICE)
+        w.s.run_commands.retry_latest_failed("team-a", job.id, ALICE)
 
 
 def test_cancel_reaches_databricks_and_a_later_poll_changes_nothing(w: World) -> None:
@@ -273,12 +209,12 @@ def test_cancel_reaches_databricks_and_a_later_poll_changes_nothing(w: World) ->
     w.fire()
     w.deliver(until=w.clock.now())
     run = w.run(job)
-    cancelled = w.s.runs.cancel("team-a", job.id, run.run_key, "by Alice")
+    cancelled = w.s.run_commands.cancel("team-a", job.id, run.run_key, "by Alice")
     assert cancelled.state is RunState.CANCELLED and w.fake.calls["cancel"] == 1
     w.deliver(until=w.clock.now() + timedelta(minutes=5))
     assert w.run(job).state is RunState.CANCELLED
     with pytest.raises(Conflict):
-        w.s.runs.cancel("team-a", job.id, run.run_key, "again")
+        w.s.run_commands.cancel("team-a", job.id, run.run_key, "again")
 
 
 OVERLAP = [
@@ -318,12 +254,12 @@ def test_buffer_one_starts_the_buffered_run_when_the_active_one_ends(w: World) -
 def test_run_now_and_cancelling_the_job_cancels_its_active_runs(w: World) -> None:
     w.fake.outcomes.append(FakeOutcome.HANG)
     job = w.job(schedule={"cron": "0 0 1 1 *"})
-    run = w.s.runs.run_now("team-a", job.id, ALICE)
+    run = w.s.run_commands.run_now("team-a", job.id, ALICE)
     assert run.trigger.value == "manual" and run.run_key.startswith("m-")
     w.deliver(until=w.clock.now())
     assert w.run(job).state is RunState.RUNNING
-    w.s.jobs.cancel("team-a", job.id, ALICE)
-    (stopped,) = w.s.runs.cancel_active("team-a", job.id, "job cancelled")
+    cancelled = w.s.jobs.cancel("team-a", job.id, ALICE)
+    (stopped,) = w.s.run_commands.cancel_active(cancelled, "job cancelled")
     assert stopped.state is RunState.CANCELLED and w.fake.calls["cancel"] == 1
 
 
@@ -332,22 +268,25 @@ def test_a_throttled_launch_is_delivered_again_and_then_runs(w: World) -> None:
     job = w.job()
     w.fire()
     actions = w.deliver(until=w.clock.now() + timedelta(minutes=3))
-    assert actions[0] == "error" and "launched" in actions
+    assert actions[0] == "deferred" and "launched" in actions
     assert w.run(job).state is RunState.SUCCEEDED
 
 
-def test_a_dead_lettered_launch_fails_its_run_and_shows_in_health(w: World) -> None:
-    w.fake.fail_next_call("launch", status=500, times=5)
+def test_a_dead_lettered_launch_is_repaired_and_shows_in_health(w: World) -> None:
     job = w.job()
     w.fire()
-    w.deliver(until=w.clock.now() + timedelta(minutes=1))
+    (launch,) = w.broker.receive()
+    for _ in range(10):  # a handler that keeps crashing: Service Bus dead-letters the message
+        w.broker.abandon(launch)
+        launch = (w.broker.receive() or [launch])[0]
     assert w.broker.dead_letter_count("launch") == 1
     assert w.s.dead_letter_counts() == {"launch": 1, "poll": 0}
-    report = w.s.reconciler.run_once()
-    assert report.dead_letters == 1
-    run = w.run(job)
-    assert run.state is RunState.FAILED and "dead-lettered on launch" in (run.reason or "")
+    report = w.s.watchdog.run_once()
+    assert report.dead_letters == 1 and report.resent == 1
     assert w.s.dead_letter_counts() == {"launch": 0, "poll": 0}
+    w.deliver(until=w.clock.now() + timedelta(minutes=3))
+    run = w.run(job)
+    assert run.state is RunState.SUCCEEDED and run.repairs == 0
 
 
 def test_the_tick_warms_the_databricks_client_before_the_launches_it_sent(w: World) -> None:
@@ -359,3 +298,40 @@ def test_the_tick_warms_the_databricks_client_before_the_launches_it_sent(w: Wor
         if thread.name == "warm-databricks":
             thread.join(timeout=5)
     assert w.s.__dict__["databricks"] is w.fake
+
+
+def test_cancel_previous_records_a_previous_run_that_already_succeeded_as_succeeded(w: World) -> None:
+    w.fake.outcomes.extend([FakeOutcome.HANG, FakeOutcome.HANG])
+    job = w.job(schedule={"cron": "* * * * *"}, overlap="cancel_previous")
+    w.fire(datetime(2026, 6, 1, 12, 1, tzinfo=UTC))
+    w.deliver(until=w.clock.now())
+    first = w.run(job)
+    assert first.databricks_run_id is not None
+    w.fake.finish(first.databricks_run_id, Phase.SUCCEEDED)  # ten seconds ago, not yet polled
+    w.fire(datetime(2026, 6, 1, 12, 2, tzinfo=UTC))
+    w.deliver(until=w.clock.now())
+    states = [r.state for r in w.runs(job)[:2]]
+    assert states == [RunState.SUCCEEDED, RunState.RUNNING]
+    assert w.fake.calls["cancel"] == 0
+
+
+def test_a_timed_out_attempt_stays_timed_out_when_the_write_after_the_cancel_fails(
+    w: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w.fake.outcomes.extend([FakeOutcome.HANG, FakeOutcome.SUCCESS])
+    job = w.job(timeout="PT1M", retry={"max_attempts": 2, "initial_delay": "PT10S", "retry_on_timeout": True})
+    original = w.s.runs_table.save
+    failed: list[bool] = []
+
+    def save(before: Any, etag: str, after: Any) -> str:
+        if after.state is RunState.RETRY_WAIT and not failed:
+            failed.append(True)
+            raise RuntimeError("storage unavailable after the cancel reached Databricks")
+        return original(before, etag, after)
+
+    monkeypatch.setattr(w.s.runs_table, "save", save)
+    w.fire()
+    w.deliver(until=w.clock.now() + timedelta(minutes=10))
+    run = w.run(job)
+    assert failed and run.state is RunState.SUCCEEDED
+    assert [a.result for a in run.attempts] == [AttemptResult.TIMED_OUT, AttemptResult.SUCCEEDED]

@@ -19,17 +19,14 @@ import pytest
 from devstack.databricks_emulator import Emulator
 from shared.adapters.databricks import idempotency_token
 from shared.adapters.databricks_sdk import SdkDatabricks, databricks_client
-from shared.adapters.queue import InProcessQueues
-from shared.bootstrap import Services, Tables, build
 from shared.config import Settings
-from shared.domain.clock import FixedClock
-from shared.domain.job import Actor, Job, JobDefinition
+from shared.domain.job import Job
 from shared.domain.run import RunState
-from shared.services.messages import RunRef
+from shared.services.inbox import Incoming
+from tests import world as harness
 from tests.conftest import TableFactory
 
 pytestmark = [pytest.mark.azurite, pytest.mark.timeout(60)]
-ALICE = Actor(id="alice", name="Alice")
 
 
 @pytest.fixture
@@ -43,41 +40,28 @@ def emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulat
         yield running
 
 
-class World:
+class World(harness.World):
     def __init__(self, table_factory: TableFactory, emulator: Emulator, root: Path) -> None:
-        self.clock = FixedClock(datetime(2026, 6, 1, 12, 0, 30, tzinfo=UTC))
-        self.broker = InProcessQueues(self.clock)
-        settings = Settings(DUE_SHARDS=2, DATABRICKS_HOST=emulator.url, DATABRICKS_AUTH="token")
-        tables = Tables(jobs=table_factory("ejobs"), runs=table_factory("eruns"), due=table_factory("edue"))
-        self.s: Services = build(
-            settings,
-            tables=tables,
-            clock=self.clock,
-            sender=self.broker,
-            databricks=SdkDatabricks(databricks_client(settings)),
-        )
+        settings = Settings(DATABRICKS_HOST=emulator.url, DATABRICKS_AUTH="token")
+        super().__init__(table_factory, databricks=SdkDatabricks(databricks_client(settings)))
         self.emulator = emulator
         self.script = str(root / "slow.py")
 
-    def job(self, **overrides: Any) -> Job:
+    def long_job(self, **overrides: Any) -> Job:
         body: dict[str, Any] = {
             "name": "long",
-            "job_type": "model_training",
             "task": {"kind": "databricks_run", "python_file": self.script, "existing_cluster_id": "c"},
             "schedule": {"cron": "* * * * *"},
         }
         body.update(overrides)
-        return self.s.jobs.create("team-a", ALICE, JobDefinition.model_validate(body))
+        return self.job(**body)
 
-    def fire(self, minute: int) -> list[Any]:
+    def fire_minute(self, minute: int) -> list[Any]:
         at = datetime(2026, 6, 1, 12, minute, tzinfo=UTC)
         self.clock.set(at - timedelta(seconds=30))
         self.s.ticker.tick()
         self.clock.set(at)
-        return [d for d in self.broker.due_deliveries() if d.queue == "launch"]
-
-    def runs(self, job: Job) -> list[Any]:
-        return list(reversed(self.s.run_store.list("team-a", job.id, limit=50).items))
+        return [d for d in self.broker.receive() if d.queue == "launch"]
 
 
 @pytest.fixture
@@ -88,23 +72,25 @@ def w(table_factory: TableFactory, emulator: Emulator, tmp_path: Path) -> World:
 def test_a_duplicate_launch_and_a_crash_after_the_call_still_start_one_databricks_run(
     w: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    job = w.job()
-    (launch,) = w.fire(1)
-    original = w.s.run_store.save
+    job = w.long_job()
+    (launch,) = w.fire_minute(1)
+    original = w.s.runs_table.save
     crashed: list[bool] = []
 
-    def crash_once(run: Any, etag: str) -> None:
+    def crash_once(before: Any, etag: str, after: Any) -> str:
         if not crashed:
             crashed.append(True)
             raise RuntimeError("the process died after Databricks accepted the run")
-        original(run, etag)
+        return original(before, etag, after)
 
-    monkeypatch.setattr(w.s.run_store, "save", crash_once)
+    monkeypatch.setattr(w.s.runs_table, "save", crash_once)
+    message = Incoming(launch.message_id, launch.body, 1)
     with pytest.raises(RuntimeError):
-        w.s.runs.launch(RunRef.parse(launch.body))
-    monkeypatch.setattr(w.s.run_store, "save", original)
-    outcomes = [w.s.runs.launch(RunRef.parse(launch.body)).action for _ in range(2)]  # redelivery + duplicate
-    assert outcomes == ["launched", "already_handled"]
+        w.s.inbox.launch(message)
+    monkeypatch.setattr(w.s.runs_table, "save", original)
+    again = Incoming(launch.message_id, launch.body, 2)
+    outcomes = [w.s.inbox.launch(again).action for _ in range(2)]  # redelivery + duplicate
+    assert outcomes == ["launched", "redone"]
     (run,) = w.runs(job)
     token = idempotency_token(run.run_key, 1, job.id)
     assert w.emulator.starts_for_token(token) == 1
@@ -122,10 +108,10 @@ def test_a_duplicate_launch_and_a_crash_after_the_call_still_start_one_databrick
 def test_overlap_with_a_long_running_job(
     w: World, policy: str, states: list[RunState], cancelled_in_databricks: int
 ) -> None:
-    job = w.job(overlap=policy)
+    job = w.long_job(overlap=policy)
     for minute in (1, 2):
-        for launch in w.fire(minute):
-            w.s.runs.launch(RunRef.parse(launch.body))
+        for launch in w.fire_minute(minute):
+            w.s.inbox.launch(Incoming(launch.message_id, launch.body, 1))
     runs = w.runs(job)
     assert [r.state for r in runs] == states
     first = runs[0]

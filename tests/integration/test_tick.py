@@ -1,7 +1,7 @@
 """The tick: every scheduled time gets exactly one run and one launch message id, whatever crashes.
 
 Runs on the in-memory tables and on Azurite (the `table_factory` fixture), with a
-controlled clock and the in-process queues.
+controlled clock and the Service Bus twin.
 """
 
 from __future__ import annotations
@@ -14,65 +14,55 @@ from typing import Any
 
 import pytest
 
-from shared.adapters.databricks_fake import FakeDatabricks
+from shared.adapters.databricks import idempotency_token
 from shared.adapters.memory_table import InMemoryTable
-from shared.adapters.queue import InProcessQueues
+from shared.adapters.runs_table import WatchHint
 from shared.adapters.table import Write
-from shared.bootstrap import Services, Tables, build
-from shared.config import Settings
 from shared.domain.clock import FixedClock
-from shared.domain.job import Actor, Job, JobDefinition, JobStatus
+from shared.domain.job import Job, JobStatus
 from shared.domain.run import RunState
-from shared.services.messages import RunRef
+from shared.services.run_context import Outcome
+from tests import world as harness
 from tests.conftest import TableFactory
+from tests.world import ALICE
 
-ALICE = Actor(id="alice", name="Alice")
 START = datetime(2026, 6, 1, 12, 0, 30, tzinfo=UTC)
 
 
-class World:
+class World(harness.World):
     def __init__(self, table_factory: TableFactory, clock: FixedClock) -> None:
-        self.clock = clock
-        self.broker = InProcessQueues(clock)
-        tables = Tables(jobs=table_factory("tjobs"), runs=table_factory("truns"), due=table_factory("tdue"))
-        settings = Settings(DUE_SHARDS=4, TICK_LOOKAHEAD_SECONDS=75, TICK_CONCURRENCY=4)
-        self.databricks = FakeDatabricks(clock)
-        self.s: Services = build(
-            settings, tables=tables, clock=clock, sender=self.broker, databricks=self.databricks
+        super().__init__(
+            table_factory,
+            clock=clock,
+            settings={"RUN_SHARDS": 4, "TICK_LOOKAHEAD_SECONDS": 75, "TICK_CONCURRENCY": 4},
         )
+        self.databricks = self.fake
 
     def create(self, **overrides: Any) -> Job:
-        body: dict[str, Any] = {
-            "name": "job",
-            "job_type": "model_training",
-            "task": {"kind": "databricks_job", "job_id": 1},
-            "schedule": {"cron": "*/5 * * * *"},
-        }
+        body: dict[str, Any] = {"task": {"kind": "databricks_job", "job_id": 1}, "name": "job"}
         body.update(overrides)
-        return self.s.jobs.create("team-a", ALICE, JobDefinition.model_validate(body))
+        return self.job(**body)
 
-    def job(self, job: Job) -> Job:
+    def job_now(self, job: Job) -> Job:
         return self.s.jobs.get("team-a", job.id)
 
-    def runs(self, job: Job) -> list:
-        return list(reversed(self.s.run_store.list("team-a", job.id, limit=500).items))
+    def rows(self, prefix: str) -> list[str]:
+        return [r.rk for r in self.s.tables.runs.query(None) if r.rk.startswith(prefix)]
 
     def due_rows(self) -> list[str]:
-        return [
-            r.rk for r in self.s.tables.due.query(None) if r.pk.startswith("d") and not r.rk.startswith("~")
-        ]
+        return self.rows("d~")
 
-    def pending_rows(self) -> list[str]:
-        return [r.rk for r in self.s.tables.due.query(None) if r.rk.startswith("~p~")]
+    def hints(self) -> list[str]:
+        return self.rows("w~")
 
     def launch_ids(self) -> Counter[str]:
         return Counter(m.message_id for m in self.broker.sent)
 
-    def deliver_all(self) -> list:
+    def deliver_all(self) -> list[Outcome]:
         outcomes = []
-        for d in self.broker.due_deliveries():
-            if d.queue == "launch":
-                outcomes.append(self.s.runs.launch(RunRef.parse(d.body)))
+        for d in self.broker.receive():
+            outcomes.append(self.s.inbox.launch(harness.Incoming(d.message_id, d.body, d.delivery_count)))
+            self.broker.complete(d)
         return outcomes
 
 
@@ -96,14 +86,18 @@ def test_a_due_job_gets_one_run_and_one_message_scheduled_for_its_time(world: Wo
     assert message.properties["job_id"] == job.id and message.properties["run_key"] == run.run_key
     assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-01", message.properties["traceparent"])
     assert message.body == {
-        "run": {"tenant": "team-a", "job_id": job.id, "run_key": run.run_key},
+        "run": {"shard": run.shard, "tenant": "team-a", "job_id": job.id, "run_key": run.run_key},
         "attempt": 1,
         "kind": "launch",
     }
-    assert world.job(job).next_fire_at == fire + timedelta(minutes=5)
+    assert world.job_now(job).next_fire_at == fire + timedelta(minutes=5)
     assert world.due_rows() == [
-        f"{int((fire + timedelta(minutes=5)).timestamp() * 1000):013d}~team-a~{job.id}"
+        f"d~{int((fire + timedelta(minutes=5)).timestamp() * 1000):013d}~team-a~{job.id}"
     ]
+    # its launch is its intent, and the watchdog looks at it two minutes after its time
+    assert run.intent is not None and run.intent.message_id == message.message_id
+    assert run.watch_at == fire + timedelta(minutes=2)
+    assert world.hints() == [WatchHint.of(run).rk]
 
 
 def test_a_second_tick_at_the_same_time_does_nothing_new(world: World) -> None:
@@ -117,7 +111,7 @@ def test_a_second_tick_at_the_same_time_does_nothing_new(world: World) -> None:
 def test_a_job_not_yet_due_is_not_touched(world: World) -> None:
     job = world.create(schedule={"cron": "0 * * * *"})
     report = world.s.ticker.tick()
-    assert report.fired == 0 and world.runs(job) == [] and world.job(job).next_fire_at == job.next_fire_at
+    assert report.fired == 0 and world.runs(job) == [] and world.job_now(job).next_fire_at == job.next_fire_at
 
 
 class Crash(Exception):
@@ -125,11 +119,9 @@ class Crash(Exception):
 
 
 CRASH_POINTS = [
-    pytest.param("run_store.add_if_absent", id="after-the-run-row"),
-    pytest.param("due.put", id="after-the-next-due-row"),
+    pytest.param("runs_table.record_fire", id="after-the-runs-and-due-row"),
     pytest.param("sender.send", id="after-the-send"),
     pytest.param("job_store.save", id="after-the-job-update"),
-    pytest.param("due.remove", id="after-the-index-update"),
 ]
 
 
@@ -151,23 +143,22 @@ def test_a_crash_at_any_step_then_a_rerun_fires_each_time_exactly_once(
 
     monkeypatch.setattr(owner, method, crash_after)
     first = world.s.ticker.tick()
-    assert crashed and first.errors >= 1
+    assert crashed and first.errors + first.send_failures >= 1
     monkeypatch.setattr(owner, method, original)
-    world.s.ticker.tick()
-    world.clock.advance(timedelta(seconds=30))
-    world.s.ticker.tick()
+    world.run_until(datetime(2026, 6, 1, 12, 15, tzinfo=UTC))
 
     fire = datetime(2026, 6, 1, 12, 5, tzinfo=UTC)
     for job in jobs:
         runs = world.runs(job)
-        assert [r.scheduled_for for r in runs] == [fire], point
-        assert world.job(job).next_fire_at == fire + timedelta(minutes=5)
-    ids = world.launch_ids()
-    assert len(ids) == 3  # one id per scheduled time, however often it was sent
-    expected_due = sorted(
-        f"{int((fire + timedelta(minutes=5)).timestamp() * 1000):013d}~team-a~{j.id}" for j in jobs
-    )
-    assert sorted(world.due_rows()) == expected_due
+        assert [r.scheduled_for.minute for r in runs] == [5, 10, 15], point
+        assert [r.state for r in runs[:2]] == [RunState.SUCCEEDED] * 2, point
+        assert world.job_now(job).next_fire_at == fire + timedelta(minutes=15)
+        assert world.fake.starts_for_token(idempotency_token(runs[0].run_key, 1, job.id)) == 1
+    # One launch per scheduled time; a launch the crash kept from being sent went with the watchdog's id.
+    launches = {re.sub(r"\.r\d+$", "", i) for i in world.launch_ids() if ".launch" in i}
+    assert len(launches) == 9
+    assert len(world.due_rows()) == 3
+    assert len(world.hints()) == 3  # only the 12:15 runs, still waiting for their launch
 
 
 def test_two_ticks_at_once_record_each_time_once(world: World) -> None:
@@ -197,11 +188,10 @@ def test_duplicate_deliveries_are_handled_once(world: World) -> None:
     world.s.ticker.tick()
     world.clock.set(datetime(2026, 6, 1, 12, 5, 0, tzinfo=UTC))
     actions = sorted(o.action for o in world.deliver_all())
-    assert actions == ["already_handled", "launched"]
+    assert actions == ["launched", "redone"]  # the copy sends the first poll again: same id, dropped
     (run,) = world.runs(job)
     assert run.state is RunState.RUNNING and set(run.transitions) == {"SCHEDULED", "LAUNCHING", "RUNNING"}
     assert world.databricks.calls["launch"] == 1
-    assert world.pending_rows() == []
 
 
 def test_a_launch_for_an_edited_job_is_superseded(world: World) -> None:
@@ -255,7 +245,7 @@ def test_misfire_policies_after_an_hour_down(
 def test_catch_up_is_capped_and_records_the_rest(world: World) -> None:
     job = world.create(schedule={"cron": "* * * * *"}, misfire="catch_up", catch_up_window="PT3H")
     world.clock.set(START + timedelta(hours=3))
-    for _ in range(3):  # a long backlog is worked through a bounded amount per tick
+    for _ in range(4):  # a long backlog is worked through a bounded amount per tick
         world.s.ticker.tick()
     runs = world.runs(job)
     missed = [r for r in runs if r.scheduled_for < START + timedelta(hours=3) - timedelta(minutes=1)]
@@ -281,7 +271,7 @@ def test_a_paused_job_creates_no_runs_unless_it_records_skips(world: World) -> N
 
 def test_a_stale_due_row_of_a_cancelled_job_is_dropped(world: World) -> None:
     job = world.create()
-    entry = world.s.due.entry(world.job(job))
+    entry = world.s.due.entry(world.job_now(job))
     world.s.jobs.cancel("team-a", job.id, ALICE)
     world.s.due.put(entry)  # as if the cancel crashed before deleting it
     world.clock.set(datetime(2026, 6, 1, 12, 4, 0, tzinfo=UTC))
@@ -294,7 +284,7 @@ def test_a_schedule_that_ends_completes_the_job(world: World) -> None:
     world.clock.set(datetime(2026, 6, 1, 12, 9, 0, tzinfo=UTC))
     world.s.ticker.tick()
     assert [r.scheduled_for.minute for r in world.runs(job)] == [5, 10]
-    assert world.job(job).status is JobStatus.COMPLETED
+    assert world.job_now(job).status is JobStatus.COMPLETED
     assert world.due_rows() == []
 
 
@@ -304,7 +294,7 @@ def test_a_one_time_job_fires_once_and_completes(world: World) -> None:
     world.clock.advance(timedelta(minutes=5))
     world.s.ticker.tick()
     assert len(world.runs(job)) == 1
-    assert world.job(job).status is JobStatus.COMPLETED
+    assert world.job_now(job).status is JobStatus.COMPLETED
 
 
 def test_fall_back_night_yields_one_occurrence_for_a_daily_0130_new_york_job(world: World) -> None:
@@ -336,40 +326,35 @@ def test_tick_work_does_not_grow_with_jobs_that_are_not_due() -> None:
     assert storage_requests(0) == storage_requests(300)
 
 
-def test_reconcile_resends_a_lost_launch(world: World) -> None:
+def test_the_watchdog_resends_a_lost_launch(world: World) -> None:
     job = world.create()
     world.clock.set(datetime(2026, 6, 1, 12, 4, 0, tzinfo=UTC))
     world.broker.drop_next(1)
     world.s.ticker.tick()
     world.clock.set(datetime(2026, 6, 1, 12, 6, 0, tzinfo=UTC))
     assert world.deliver_all() == []  # the message was lost
-    assert world.s.reconciler.run_once().resent == 0  # not yet "well after its time"
-    world.clock.set(datetime(2026, 6, 1, 12, 11, 0, tzinfo=UTC))
-    assert world.s.reconciler.run_once().resent == 1
+    assert world.s.watchdog.run_once().resent == 0  # not yet two minutes after its time
+    world.clock.set(datetime(2026, 6, 1, 12, 7, 30, tzinfo=UTC))
+    assert world.s.watchdog.run_once().resent == 1
+    (resent,) = [m for m in world.broker.sent if m.message_id.endswith(".r1")]
+    assert resent.body["repair"] == 1
     outcomes = world.deliver_all()
     assert [o.action for o in outcomes] == ["launched"]
-    assert world.runs(job)[0].state is RunState.RUNNING
-    assert world.pending_rows() == []
-    assert world.s.reconciler.run_once().resent == 0
+    run = world.runs(job)[0]
+    assert run.state is RunState.RUNNING and run.repairs == 0
+    assert world.s.watchdog.run_once().visited == 0  # its hint moved to its next check
 
 
-def test_reconcile_clears_a_pending_row_whose_run_moved_on(world: World) -> None:
-    world.create()
+def test_the_watchdog_drops_a_hint_whose_run_moved_on(world: World) -> None:
+    job = world.create()
     world.clock.set(datetime(2026, 6, 1, 12, 4, 0, tzinfo=UTC))
     world.s.ticker.tick()
     world.clock.set(datetime(2026, 6, 1, 12, 5, 0, tzinfo=UTC))
-    pending = world.pending_rows()
     world.deliver_all()
-    shard = world.s.due.shard_of(pending[0].split("~")[4])
-    world.s.tables.due.write(shard, [Write("upsert", pending[0], {})])  # as if the handler crashed before
+    run = world.runs(job)[0]
+    stale = WatchHint(run.shard, datetime(2026, 6, 1, 12, 7, tzinfo=UTC), "team-a", job.id, run.run_key)
+    world.s.tables.runs.write(run.shard, [Write("upsert", stale.rk, {})])  # as if left by a crash
     world.clock.set(datetime(2026, 6, 1, 12, 20, 0, tzinfo=UTC))
-    report = world.s.reconciler.run_once()
-    assert (report.resent, report.cleared) == (0, 1) and world.pending_rows() == []
-
-
-def test_reconcile_restores_a_missing_due_row(world: World) -> None:
-    jobs = [world.create(name=f"j{i}") for i in range(5)]
-    victim = world.s.due.entry(world.job(jobs[2]))
-    world.s.due.remove(victim)
-    report = world.s.reconciler.run_once()
-    assert report.due_rows_restored == 1 and len(world.due_rows()) == 5
+    report = world.s.watchdog.run_once()
+    assert report.dropped == 1 and stale.rk not in world.hints()
+    assert world.runs(job)[0].state is RunState.RUNNING

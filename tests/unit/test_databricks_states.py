@@ -11,7 +11,6 @@ import pytest
 
 from shared.adapters.databricks import (
     MAX_TOKEN_LENGTH,
-    FailureKind,
     LaunchRequest,
     Phase,
     RunStatus,
@@ -23,6 +22,7 @@ from shared.adapters.databricks import (
 )
 from shared.domain.errors import ExternalError
 from shared.domain.job import DatabricksJobTask
+from shared.domain.run import FailureKind
 
 PENDING, RUNNING, TERMINATING = Phase.PENDING, Phase.RUNNING, Phase.TERMINATING
 SUCCEEDED, FAILED, TIMED_OUT, CANCELLED = Phase.SUCCEEDED, Phase.FAILED, Phase.TIMED_OUT, Phase.CANCELLED

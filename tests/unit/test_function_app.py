@@ -96,7 +96,7 @@ def test_timer_and_queue_functions_bind_to_what_host_json_and_the_infrastructure
         "queue_name": None,
         "connection": None,
     }
-    assert functions["reconcile"]["type"] == "timerTrigger"
+    assert functions["watchdog"]["schedule"] == "30 * * * * *"  # every minute, between ticks
     assert functions["poll"] == {
         "type": "serviceBusTrigger",
         "schedule": None,

@@ -78,6 +78,18 @@ var logAlertRules = [
     windowSize: 'PT5M'
   }
   {
+    key: 'runs-given-up'
+    displayName: 'Scheduler: runs given up by the watchdog'
+    description: 'The watchdog gave up on a run after repeated repairs without progress and ended it (custom metric scheduler.repairs with state given_up).'
+    severity: 1
+    query: 'customMetrics | where name == "scheduler.repairs" | extend state = tostring(customDimensions["state"]) | where state == "given_up" | project timestamp, given_up_runs = valueSum'
+    timeAggregation: 'Total'
+    metricMeasureColumn: 'given_up_runs'
+    operator: 'GreaterThan'
+    threshold: 0
+    windowSize: 'PT15M'
+  }
+  {
     key: 'no-tick'
     displayName: 'Scheduler: no tick in 5 minutes'
     description: 'The timer tick did not run for 5 minutes (no scheduler.ticks data): nothing is being scheduled.'

@@ -16,7 +16,7 @@ param skuName string
 @description('Blob container Flex Consumption deploys the app package to.')
 param deploymentContainerName string
 
-@description('Tables the scheduler uses (JOBS_TABLE, RUNS_TABLE, DUE_TABLE).')
+@description('Tables the scheduler uses (JOBS_TABLE, RUNS_TABLE).')
 param tableNames array
 
 @description('Principal id of the Function App identity that gets data-plane roles.')
@@ -124,7 +124,7 @@ resource blobDataOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-// Storage Table Data Contributor: the scheduler's jobs, runs and due-index tables.
+// Storage Table Data Contributor: the scheduler's jobs and runs tables.
 resource tableDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(storageAccount.id, principalId, '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3')
   scope: storageAccount

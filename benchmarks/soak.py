@@ -1,0 +1,66 @@
+"""The liveness soak over many seeds: `python -m benchmarks.soak [--seeds 10] [--rate 0.02]`.
+
+Prints, per seed, the occurrences, the faults that struck, the repairs they needed, and the five
+counts that must be zero (stuck runs, wrong final states, duplicate Databricks starts per token,
+missing or duplicate occurrences, runs of a non-overlapping job that ran at once).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from tests.soak import soak
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.soak", description=__doc__)
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--first", type=int, default=1)
+    parser.add_argument("--rate", type=float, default=0.02, help="probability of each fault per operation")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.CRITICAL)
+    columns = [
+        "seed",
+        "occurrences",
+        "faults struck",
+        "re-sent by the watchdog",
+        "put off",
+        "stuck",
+        "wrong",
+        "dup starts",
+        "missing/dup occ.",
+        "overlapping",
+        "s",
+    ]
+    print("| " + " | ".join(columns) + " |")
+    print("|" + " --- |" * len(columns))
+    failed = 0
+    for seed in range(args.first, args.first + args.seeds):
+        started = time.monotonic()
+        r = soak(seed, args.rate)
+        failed += not r.ok
+        faults = ", ".join(f"{k} {v}" for k, v in sorted(r.faults.items()))
+        cells = [
+            seed,
+            r.occurrences,
+            f"{sum(r.faults.values())} ({faults})",
+            r.repairs,
+            r.deferrals,
+            r.stuck,
+            r.wrong_final_state,
+            r.duplicate_starts,
+            r.missing_or_duplicate_occurrences,
+            r.overlapping_runs,
+            f"{time.monotonic() - started:.1f}",
+        ]
+        print("| " + " | ".join(str(c) for c in cells) + " |")
+        for problem in r.problems[:10]:
+            print(f"  {problem}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

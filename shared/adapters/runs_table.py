@@ -1,0 +1,292 @@
+"""The runs table: runs, the tick's due index and the watchdog's hints, one partition per shard.
+
+A job belongs to one shard (`s00`..`sNN`, a stable hash of its id, recorded on the job when it
+is created). Everything the scheduler writes on the hot path for that job lives in the shard's
+partition, so each step is ONE entity-group transaction:
+
+    d~{fire epoch ms:013d}~{tenant}~{job id}                the job is due then (the tick's index)
+    r~{tenant}~{job id}~{inverted ms:013d}~{run key}        a run (a job's history: newest first)
+    w~{watch epoch ms:013d}~{tenant}~{job id}~{run key}     look at this run then (the watchdog's index)
+
+* The tick records a fire (its runs, their hints, the due row moved on) in one transaction:
+  a crash leaves either all of it or none of it.
+* Every run write moves the run's hint from its old `watch_at` to its new one in the same
+  transaction, so a run that waits for a message always has a hint, and an ended run none.
+* The tick reads `d~ < horizon` and the watchdog `w~ < now` in each shard: their cost grows with
+  what is due or overdue, not with how many jobs or runs exist.
+
+Row keys stay derived from what they index, so "insert if absent" on a run key still works.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from shared.adapters.job_store import Page, decode_token, page_of
+from shared.adapters.table import MAX_BATCH, Row, Table, Value, Write
+from shared.domain.errors import AlreadyExists, NotFound
+from shared.domain.job import Job
+from shared.domain.run import Run, epoch_ms, run_key_time
+
+log = logging.getLogger(__name__)
+
+_MAX_MS = 10**13 - 1
+_JSON_FIELDS = ("transitions", "attempts", "intent")
+_NOT_STORED = ("tenant", "job_id", "shard", *_JSON_FIELDS)
+
+
+def shard_name(index: int) -> str:
+    return f"s{index:02d}"
+
+
+def shard_of(job_id: str, shards: int) -> str:
+    """The shard a new job goes to (crc32 of its id): stable across processes and releases."""
+    return shard_name(zlib.crc32(job_id.encode()) % shards)
+
+
+def _run_rk(tenant: str, job_id: str, run_key: str) -> str:
+    return f"r~{tenant}~{job_id}~{_MAX_MS - epoch_ms(run_key_time(run_key)):013d}~{run_key}"
+
+
+def _runs_prefix(tenant: str, job_id: str) -> str:
+    return f"r~{tenant}~{job_id}~"
+
+
+def _time(ms: str) -> datetime:
+    return datetime.fromtimestamp(int(ms) / 1000, UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class DueEntry:
+    shard: str
+    fire_at: datetime
+    tenant: str
+    job_id: str
+
+    @property
+    def rk(self) -> str:
+        return f"d~{epoch_ms(self.fire_at):013d}~{self.tenant}~{self.job_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class WatchHint:
+    """ "Look at this run at `at`": the row behind a run's `watch_at`."""
+
+    shard: str
+    at: datetime
+    tenant: str
+    job_id: str
+    run_key: str
+
+    @property
+    def rk(self) -> str:
+        return f"w~{epoch_ms(self.at):013d}~{self.tenant}~{self.job_id}~{self.run_key}"
+
+    @classmethod
+    def of(cls, run: Run) -> WatchHint | None:
+        if run.watch_at is None:
+            return None
+        return cls(run.shard, run.watch_at, run.tenant, run.job_id, run.run_key)
+
+
+def _props(run: Run) -> dict[str, Value]:
+    full = run.model_dump(mode="json", exclude_none=True)
+    data: dict[str, Value] = {k: v for k, v in full.items() if k not in _NOT_STORED}
+    for name in _JSON_FIELDS:
+        if name in full:
+            data[name] = json.dumps(full[name], separators=(",", ":"))
+    if run.databricks_run_id is not None:
+        data["databricks_run_id"] = str(run.databricks_run_id)  # Databricks ids exceed Int32
+    return data
+
+
+def run_from_row(row: Row) -> Run:
+    _, tenant, job_id, _ = row.rk.split("~", 3)
+    data: dict[str, Any] = {**row.data, "tenant": tenant, "job_id": job_id, "shard": row.pk}
+    for name in _JSON_FIELDS:
+        raw = data.get(name)
+        if raw:
+            data[name] = json.loads(str(raw))
+        else:
+            data.pop(name, None)
+    return Run.model_validate(data)
+
+
+def _hint_writes(before: Run | None, after: Run) -> list[Write]:
+    old, new = (WatchHint.of(before) if before else None), WatchHint.of(after)
+    writes = []
+    if new is not None and new != old:
+        writes.append(Write("upsert", new.rk))
+    if old is not None and old != new:
+        writes.append(Write("delete", old.rk))
+    return writes
+
+
+class DueIndex:
+    """The tick's index: one row per job it must visit, at the job's next fire time."""
+
+    def __init__(self, table: Table, shards: int) -> None:
+        self.table = table
+        self.shards = [shard_name(i) for i in range(shards)]
+        self._count = shards
+
+    def shard_for(self, job: Job) -> str:
+        """The job's shard: recorded on the job, or (rows from before it was) its hash."""
+        return job.shard or shard_of(job.id, self._count)
+
+    def new_shard(self, job_id: str) -> str:
+        return shard_of(job_id, self._count)
+
+    def entry(self, job: Job) -> DueEntry | None:
+        """The row `job` should have, or None if the tick has nothing to do for it."""
+        if not job.is_due_indexed or job.next_fire_at is None:
+            return None
+        return DueEntry(self.shard_for(job), job.next_fire_at, job.tenant, job.id)
+
+    def put(self, entry: DueEntry) -> None:
+        self.table.write(entry.shard, [Write("upsert", entry.rk)])
+
+    def remove(self, entry: DueEntry) -> None:
+        """Delete a row; already gone is fine (the tick or an edit got there first)."""
+        self.table.discard(entry.shard, entry.rk)
+
+    def exists(self, entry: DueEntry) -> bool:
+        try:
+            self.table.get(entry.shard, entry.rk)
+        except NotFound:
+            return False
+        return True
+
+    def due(self, shard: str, horizon: datetime) -> Iterator[DueEntry]:
+        """Entries in `shard` firing before `horizon`, earliest first."""
+        for row in self.table.query(shard, rk_ge="d~", rk_lt=f"d~{epoch_ms(horizon):013d}"):
+            _, ms, tenant, job_id = row.rk.split("~", 3)
+            yield DueEntry(shard, _time(ms), tenant, job_id)
+
+
+class RunsTable:
+    """Runs and their watch hints (the `RunRepository` port), on the shard partitions."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    # -- reading ---------------------------------------------------------------------------------------
+
+    def get(self, shard: str, tenant: str, job_id: str, run_key: str) -> tuple[Run, str]:
+        try:
+            row = self.table.get(shard, _run_rk(tenant, job_id, run_key))
+        except NotFound:
+            raise NotFound(f"run {job_id}_{run_key} not found") from None
+        return run_from_row(row), row.etag
+
+    def recent(self, shard: str, tenant: str, job_id: str, limit: int = 50) -> list[tuple[Run, str]]:
+        """The job's newest runs with their ETags, newest first (active runs are among them)."""
+        prefix = _runs_prefix(tenant, job_id)
+        rows = self.table.query(shard, rk_ge=prefix, rk_lt=prefix + "~", page_size=limit)
+        out = []
+        for row in rows:
+            out.append((run_from_row(row), row.etag))
+            if len(out) == limit:
+                break
+        return out
+
+    def history(
+        self,
+        shard: str,
+        tenant: str,
+        job_id: str,
+        *,
+        state: str | None = None,
+        limit: int = 50,
+        continuation: str | None = None,
+    ) -> Page[Run]:
+        """The job's runs, newest first."""
+        scope = f"runs:{job_id}"
+        prefix = _runs_prefix(tenant, job_id)
+        after = decode_token(scope, continuation) if continuation else None
+        rows = self.table.query(
+            shard,
+            rk_gt=after,
+            rk_ge=None if after else prefix,
+            rk_lt=prefix + "~",
+            equals={"state": state} if state else None,
+            page_size=limit + 1,
+        )
+        return page_of(rows, limit, scope, run_from_row)
+
+    def overdue(self, shard: str, now: datetime) -> Iterator[WatchHint]:
+        """Hints in `shard` due before `now`, oldest first."""
+        for row in self.table.query(shard, rk_ge="w~", rk_lt=f"w~{epoch_ms(now):013d}"):
+            _, ms, tenant, job_id, run_key = row.rk.split("~", 4)
+            yield WatchHint(shard, _time(ms), tenant, job_id, run_key)
+
+    # -- writing ---------------------------------------------------------------------------------------
+
+    def add(self, run: Run) -> tuple[Run, bool]:
+        """Record `run` (and its hint) unless a run with its key exists: the stored run, and whether new."""
+        writes = [Write("insert", _run_rk(run.tenant, run.job_id, run.run_key), _props(run))]
+        writes += _hint_writes(None, run)
+        try:
+            self.table.write(run.shard, writes)
+            return run, True
+        except AlreadyExists:
+            return self.get(run.shard, run.tenant, run.job_id, run.run_key)[0], False
+
+    def save(self, before: Run, etag: str, after: Run) -> str:
+        """Replace the run if unchanged since read (else ConcurrencyConflict), moving its hint with it.
+
+        Returns the run's new ETag."""
+        run_write = Write("replace", _run_rk(after.tenant, after.job_id, after.run_key), _props(after), etag)
+        hints = _hint_writes(before, after)
+        try:
+            return self.table.write(after.shard, [run_write, *hints])[0]
+        except NotFound:
+            # The old hint was already gone (removed by hand, or a crash in older code): keep the rest.
+            log.warning("run %s had lost its watch hint", after.id, extra={"job_id": after.job_id})
+            return self.table.write(after.shard, [run_write, *[w for w in hints if w.kind != "delete"]])[0]
+
+    def record_fire(
+        self, shard: str, runs: Sequence[Run], due_from: DueEntry | None, due_to: DueEntry | None
+    ) -> list[Run]:
+        """The tick's write for one job: its new runs with their hints, and its due row moved from
+        `due_from` to `due_to`, in one transaction. Runs recorded before (a second tick, a replay)
+        are returned as stored and not written again."""
+        writes: list[Write] = []
+        for run in runs:
+            writes.append(Write("insert", _run_rk(run.tenant, run.job_id, run.run_key), _props(run)))
+            writes += _hint_writes(None, run)
+        due = [Write("upsert", due_to.rk)] if due_to is not None else []
+        if due_from is not None and due_to is not None and due_from.rk != due_to.rk:
+            due.append(Write("delete", due_from.rk))
+        if len(writes) + len(due) <= MAX_BATCH:
+            try:
+                self.table.write(shard, writes + due)
+                return list(runs)
+            except (AlreadyExists, NotFound):
+                pass  # another tick got here first: take the slow path, one thing at a time
+        recorded = [self.add(run)[0] for run in runs]
+        if due_to is not None:
+            self.table.write(shard, [Write("upsert", due_to.rk)])
+        if due_from is not None and due_to is not None and due_from.rk != due_to.rk:
+            self.table.discard(shard, due_from.rk)
+        return recorded
+
+    def drop_hint(self, hint: WatchHint) -> None:
+        self.table.discard(hint.shard, hint.rk)
+
+    def rehome(self, hint: WatchHint, run: Run) -> None:
+        """Drop a stale hint and make sure the run's own hint exists."""
+        own = WatchHint.of(run)
+        if own is not None:
+            self.table.write(own.shard, [Write("upsert", own.rk)])
+        self.drop_hint(hint)
+
+
+def runs_of(rows: Iterable[tuple[Run, str]]) -> list[Run]:
+    return [run for run, _ in rows]

@@ -1,0 +1,164 @@
+"""How a run's attempt ends (settle), how a run ends (end), and what follows an end.
+
+Used by the poll, the watchdog and the commands alike, so a run ends the same way whoever
+notices first. Everything after the ending write (noting the run on the job, releasing a
+buffered run) is idempotent: a handler that finds the run already ended runs it again.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from shared.adapters.databricks import RunStatus
+from shared.domain.errors import ConcurrencyConflict, ExternalError, NotFound
+from shared.domain.job import Job, JobStatus, OverlapPolicy
+from shared.domain.policies import attempt_ending, attempt_result
+from shared.domain.run import (
+    Attempt,
+    AttemptResult,
+    FailureKind,
+    Run,
+    RunState,
+)
+from shared.services.messages import launch_id, launch_intent
+from shared.services.run_context import Outcome, RunContext
+from shared.telemetry import metrics
+
+log = logging.getLogger(__name__)
+
+_NOTE_TRIES = 5
+
+
+def attempt_record(run: Run, status: RunStatus | None, now: datetime, error: str | None = None) -> Attempt:
+    """The current attempt as Databricks says it ended (`status` None: Databricks has no such run)."""
+    current = run.current_attempt or Attempt(number=run.attempt)
+    if status is None or status.result is None:
+        return current.model_copy(
+            update={
+                "ended_at": now,
+                "result": AttemptResult.FAILED,
+                "failure": FailureKind.TRANSIENT if status is None else FailureKind.UNKNOWN_STATE,
+                "error": error or "the run is gone from Databricks",
+            }
+        )
+    return current.model_copy(
+        update={
+            "started_at": status.started_at or current.started_at,
+            "ended_at": status.ended_at or now,
+            "result": status.result,
+            "failure": status.failure,
+            "code": status.code,
+            "error": status.message or None,
+        }
+    )
+
+
+def settle(
+    ctx: RunContext,
+    run: Run,
+    etag: str,
+    record: Attempt,
+    now: datetime,
+    *,
+    may_retry: bool = True,
+) -> Outcome:
+    """Record how the current attempt ended and move the run on: retry it, or end it."""
+    assert record.result is not None
+    result, failure = attempt_result(run.state, record.result, record.failure)
+    record = record.model_copy(update={"result": result, "failure": failure})
+    assert record.result is not None
+    run = run.with_attempt(record)
+    job = ctx.job(run.tenant, run.job_id)
+    retry = job.definition.retry if may_retry and job and job.status is not JobStatus.CANCELLED else None
+    ending = attempt_ending(run.state, record.result, record.failure, run.attempt, retry, ctx.rand())
+    why = record.error or record.code or record.result.value.lower()
+    if ending.state is RunState.RETRY_WAIT and ending.retry_after is not None:
+        nxt = run.attempt + 1
+        waiting = run.moved(
+            RunState.RETRY_WAIT,
+            now,
+            reason=f"attempt {run.attempt} {record.result.value.lower()}: {why}",
+            attempt=nxt,
+        )
+        waiting = waiting.model_copy(update={"intent": launch_intent(waiting, nxt, now + ending.retry_after)})
+        waiting, _ = ctx.write(run, etag, waiting, now)
+        ctx.send(waiting)
+        log.info("retrying", extra={"job_id": run.job_id, "run_key": run.run_key, "attempt": nxt})
+        return Outcome("retrying", waiting)
+    reason = "" if ending.state is RunState.SUCCEEDED else why
+    return Outcome("finished", end(ctx, run, etag, ending.state, now, reason, job))
+
+
+def end(
+    ctx: RunContext,
+    run: Run,
+    etag: str,
+    state: RunState,
+    now: datetime,
+    reason: str,
+    job: Job | None = None,
+) -> Run:
+    """Write the run's terminal state (its watch hint goes with it), then what follows an end."""
+    ended, _ = ctx.write(run, etag, run.moved(state, now, reason=reason), now)
+    metrics.runs_finished.add(1, {"state": state.value, "job_id": run.job_id, "tenant": run.tenant})
+    after_end(ctx, ended, job or ctx.job(run.tenant, run.job_id), now)
+    return ended
+
+
+def after_end(ctx: RunContext, ended: Run, job: Job | None, now: datetime) -> None:
+    """Note the run on its job and release a buffered run. Safe to repeat."""
+    job = note_on_job(ctx, ended) or job
+    if job is not None and job.definition.overlap is OverlapPolicy.BUFFER_ONE:
+        release_buffered(ctx, ended, now)
+
+
+def note_on_job(ctx: RunContext, run: Run) -> Job | None:
+    """The job's "last run" shows this run, unless a newer one is already noted."""
+    for _ in range(_NOTE_TRIES):
+        try:
+            job, etag = ctx.jobs.get(run.tenant, run.job_id)
+        except NotFound:
+            return None
+        if job.last_run_at is not None and job.last_run_at > run.scheduled_for:
+            return job
+        if job.last_run_at == run.scheduled_for and job.last_run_state == run.state.value:
+            return job
+        after = job.model_copy(update={"last_run_state": run.state.value, "last_run_at": run.scheduled_for})
+        try:
+            ctx.jobs.save(job, etag, after, audit=None)
+            return after
+        except ConcurrencyConflict:
+            continue
+    return None
+
+
+def release_buffered(ctx: RunContext, ended: Run, now: datetime) -> None:
+    """Send the launch of the run waiting behind `ended` (buffer_one).
+
+    The release has its own id: the waiting run's first launch id was used when it was queued,
+    and Service Bus would drop a second message with it.
+    """
+    recent = ctx.runs.recent(ended.shard, ended.tenant, ended.job_id)
+    waiting = [r for r, _ in recent if r.state is RunState.QUEUED]
+    if not waiting:
+        return
+    queued = min(waiting, key=lambda r: r.scheduled_for)
+    intent = queued.intent or launch_intent(queued, 1, now)
+    ctx.send(queued, intent, message_id=f"{launch_id(queued, 1)}.release.{ended.run_key}", at=now)
+
+
+def cancel_in_databricks(ctx: RunContext, databricks_run_id: int) -> None:
+    """Cancel a Databricks run; one that is gone is as good as cancelled."""
+    try:
+        ctx.databricks.cancel(databricks_run_id)
+    except NotFound:
+        log.info("databricks run %s is gone; nothing to cancel", databricks_run_id)
+
+
+def cancel_quietly(ctx: RunContext, databricks_run_id: int, why: str) -> None:
+    """Best effort: a Databricks run nobody will follow any more."""
+    try:
+        cancel_in_databricks(ctx, databricks_run_id)
+    except ExternalError as err:
+        log.warning("could not cancel databricks run %s (%s): %s", databricks_run_id, why, err.detail)

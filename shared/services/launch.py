@@ -1,0 +1,237 @@
+"""Launch one attempt of a run on Databricks (the launch queue's handler).
+
+Two storage requests before the Databricks call (the job's newest runs, which include this run
+and any active one; the job), one after (RUNNING with the first poll as its intent, the watch
+hint moved with it), then the first poll is sent. Safe to run twice:
+
+* Databricks starts at most one run per idempotency token (`{job}-{run key}-a{n}`, hashed), so
+  a redelivery re-attaches to the run a crashed delivery started.
+* A delivery that finds RUNNING for its attempt sends the first poll again with its own id: the
+  handler before it may have died between the write and the send.
+* A delivery whose write loses to another change re-reads: if the run ended meanwhile (a cancel),
+  it cancels the Databricks run it just started. A *redelivered* launch of a run that ended with no
+  Databricks run recorded for its attempt re-attaches by token and cancels what it finds, so a
+  crash between the call and the write never leaves a run nobody follows.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from shared.adapters.databricks import LaunchRequest, idempotency_token, placeholder_context
+from shared.domain.errors import ConcurrencyConflict, ExternalError, NotFound
+from shared.domain.job import Job, JobStatus
+from shared.domain.policies import OverlapVerdict, overlap_verdict
+from shared.domain.run import (
+    Attempt,
+    AttemptResult,
+    FailureKind,
+    IntentKind,
+    Run,
+    RunState,
+    SkipReason,
+    Trigger,
+)
+from shared.domain.schedule import zone
+from shared.services import endings
+from shared.services.messages import RunRef, launch_intent, poll_intent
+from shared.services.run_context import Outcome, RunContext
+from shared.services.stopping import stop
+from shared.telemetry import metrics
+
+log = logging.getLogger(__name__)
+
+
+class Launcher:
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+
+    def launch(self, ref: RunRef, *, redelivered: bool = False) -> Outcome:
+        """Handle "launch attempt `ref.attempt`". `redelivered`: an earlier delivery of this launch
+        (or of the message it re-sends) may have reached Databricks."""
+        ctx = self.ctx
+        now = ctx.clock.now()
+        shard = ref.shard or ctx.due.new_shard(ref.job_id)
+        recent = ctx.runs.recent(shard, ref.tenant, ref.job_id)
+        found = next(((r, e) for r, e in recent if r.run_key == ref.run_key), None)
+        if found is None:
+            try:
+                found = ctx.runs.get(shard, ref.tenant, ref.job_id, ref.run_key)
+            except NotFound:
+                log.warning("launch for an unknown run", extra={"job_id": ref.job_id, "run_key": ref.run_key})
+                return Outcome("unknown_run")
+        run, etag = found
+        if not _launchable(run, ref.attempt):
+            return self._already(run, ref.attempt, now, redelivered)
+        job = ctx.job(run.tenant, run.job_id)
+        others = [r for r, _ in recent if r.run_key != run.run_key]
+        return self._decide(run, etag, job, others, ref.attempt, now)
+
+    def _decide(
+        self, run: Run, etag: str, job: Job | None, others: list[Run], attempt: int, now: datetime
+    ) -> Outcome:
+        first = run.state is not RunState.RETRY_WAIT
+        skip = _skip_reason(job, run) if first else None
+        if skip is None and job is not None and first:
+            verdict = overlap_verdict(job.definition.overlap, others)
+            if verdict is OverlapVerdict.QUEUE:
+                return self._queue(run, etag, now)
+            if verdict is OverlapVerdict.SKIP:
+                skip = SkipReason.OVERLAP
+            elif verdict is OverlapVerdict.CANCEL_PREVIOUS:
+                self._cancel_previous(others)
+        if skip is not None:
+            return Outcome(
+                "skipped", endings.end(self.ctx, run, etag, RunState.SKIPPED, now, skip.value, job)
+            )
+        if job is None or job.status is JobStatus.CANCELLED:  # a retry or manual run of a cancelled job
+            ended = endings.end(self.ctx, run, etag, RunState.CANCELLED, now, "job cancelled", job)
+            return Outcome("finished", ended)
+        return self._start(run, etag, job, attempt, now)
+
+    def _queue(self, run: Run, etag: str, now: datetime) -> Outcome:
+        if run.state is RunState.QUEUED:
+            return Outcome("buffered", run)  # a release arrived while the active run still runs
+        queued = run.moved(RunState.QUEUED, now, reason="waiting for the active run")
+        queued = queued.model_copy(update={"intent": launch_intent(queued, 1, now)})
+        return Outcome("buffered", self.ctx.write(run, etag, queued, now)[0])
+
+    def _cancel_previous(self, others: list[Run]) -> None:
+        for other in others:
+            if other.state.is_terminal or other.state is RunState.QUEUED:
+                continue
+            try:
+                stop(self.ctx, other, "cancelled by a newer run (cancel_previous)", may_retry=False)
+            except ConcurrencyConflict:
+                log.info("previous run changed while cancelling it", extra={"run_key": other.run_key})
+
+    def _start(self, run: Run, etag: str, job: Job, attempt: int, now: datetime) -> Outcome:
+        ctx = self.ctx
+        launched_at = ctx.clock.now()
+        try:
+            launched = ctx.databricks.launch(_request(run, job, attempt))
+        except ExternalError as err:
+            if err.retryable:
+                raise  # the handler defers the message; the same token re-attaches
+            record = Attempt(
+                number=attempt,
+                launched_at=launched_at,
+                ended_at=ctx.clock.now(),
+                result=AttemptResult.FAILED,
+                failure=FailureKind.LAUNCH_ERROR,
+                error=f"launch refused: {err.detail}",
+            )
+            return endings.settle(ctx, run, etag, record, now)
+        record = Attempt(
+            number=attempt,
+            databricks_run_id=launched.run_id,
+            run_page_url=launched.run_page_url,
+            launched_at=launched_at,
+        )
+        deadline = now + job.definition.timeout if job.definition.timeout else None
+        first_poll = now + ctx.settings.poll_initial
+        due = min(first_poll, deadline) if deadline else first_poll
+        running = self._record_running(run, etag, record, deadline, due, now)
+        if running is None:
+            return Outcome("already_handled")
+        ctx.send(running)
+        metrics.attempts.add(1)
+        if attempt == 1:
+            metrics.fire_lag_ms.record((launched_at - run.scheduled_for).total_seconds() * 1000)
+        log.info(
+            "launched",
+            extra={"job_id": run.job_id, "run_key": run.run_key, "databricks_run_id": launched.run_id},
+        )
+        return Outcome("launched", running)
+
+    def _record_running(
+        self, run: Run, etag: str, record: Attempt, deadline: datetime | None, due: datetime, now: datetime
+    ) -> Run | None:
+        """RUNNING with the first poll as intent; on a conflict, re-read and apply again or give way."""
+        ctx = self.ctx
+        dbx = record.databricks_run_id
+        assert dbx is not None
+        for _ in range(5):
+            if not _launchable(run, record.number):
+                if run.databricks_run_of(record.number) != dbx and run.state.is_terminal:
+                    endings.cancel_quietly(ctx, dbx, "its run ended while it launched")
+                return None
+            running = run.moved(RunState.LAUNCHING, now).moved(RunState.RUNNING, now, reason="")
+            running = running.with_attempt(record)
+            running = running.model_copy(
+                update={"intent": poll_intent(running, record.number, 1, dbx, deadline, due)}
+            )
+            try:
+                return ctx.write(run, etag, running, now)[0]
+            except ConcurrencyConflict:
+                run, etag = ctx.runs.get(run.shard, run.tenant, run.job_id, run.run_key)
+        raise ConcurrencyConflict(f"run {run.id} kept changing while it launched")
+
+    def _already(self, run: Run, attempt: int, now: datetime, redelivered: bool) -> Outcome:
+        """The run moved past this launch. Send again what its state waits for, if this launch's
+        write was the last one; reap a Databricks run an earlier delivery may have left behind."""
+        ctx = self.ctx
+        intent = run.intent
+        own_write = (
+            run.attempt == attempt
+            and run.state is RunState.RUNNING
+            and intent is not None
+            and intent.kind is IntentKind.POLL
+            and intent.poll == 1
+        )
+        if own_write and ctx.recent_enough(run, now):
+            ctx.send(run)
+            return Outcome("redone", run)
+        if redelivered and run.state.is_terminal and run.databricks_run_of(attempt) is None:
+            self._reap(run, attempt)
+        return Outcome("already_handled", run)
+
+    def _reap(self, run: Run, attempt: int) -> None:
+        """Re-attach by token to whatever an earlier delivery started, and cancel it."""
+        job = self.ctx.job(run.tenant, run.job_id)
+        if job is None:
+            return
+        try:
+            orphan = self.ctx.databricks.launch(_request(run, job, attempt))
+        except ExternalError as err:
+            log.warning("could not re-attach a launch of an ended run: %s", err.detail)
+            return
+        endings.cancel_quietly(self.ctx, orphan.run_id, "a launch of a run that had ended")
+        log.warning("cancelled a Databricks run of an ended run", extra={"job_id": run.job_id})
+
+
+def _launchable(run: Run, attempt: int) -> bool:
+    return (run.state in (RunState.SCHEDULED, RunState.QUEUED) and attempt == 1) or (
+        run.state is RunState.RETRY_WAIT and attempt == run.attempt
+    )
+
+
+def _skip_reason(job: Job | None, run: Run) -> SkipReason | None:
+    if job is None or job.status is JobStatus.CANCELLED:
+        return SkipReason.JOB_CANCELLED
+    if run.trigger is not Trigger.SCHEDULE:
+        return None  # a run asked for by hand runs whatever the job's state
+    if job.status is JobStatus.PAUSED:
+        return SkipReason.PAUSED
+    if job.version != run.job_version:
+        return SkipReason.SUPERSEDED
+    return None
+
+
+def _request(run: Run, job: Job, attempt: int) -> LaunchRequest:
+    context = placeholder_context(
+        scheduled_for=run.scheduled_for,
+        run_key=run.run_key,
+        job_id=run.job_id,
+        attempt=attempt,
+        tenant=run.tenant,
+        zone=zone(job.definition.schedule.timezone),
+    )
+    return LaunchRequest(
+        task=job.definition.task,
+        idempotency_token=idempotency_token(run.run_key, attempt, run.job_id),
+        run_name=f"{job.definition.name} [{run.run_key} a{attempt}]"[:100],
+        context=context,
+        timeout=job.definition.timeout,
+    )

@@ -1,0 +1,109 @@
+"""What every run handler shares: its ports, settings, and the two moves of the outbox.
+
+Writing a run always goes through `write`, which sets `watch_at` from the watch policy, so the
+run's watch hint moves in the same transaction as its state. Sending always goes through
+`send`, which builds the message from the intent recorded on the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from shared.adapters.databricks import Databricks
+from shared.adapters.job_store import JobStore
+from shared.adapters.queue import MessageSender
+from shared.adapters.runs_table import DueIndex, RunsTable
+from shared.domain.clock import Clock
+from shared.domain.errors import NotFound
+from shared.domain.job import Job
+from shared.domain.policies import WatchPolicy, watch_at
+from shared.domain.run import Intent, Run
+from shared.services.messages import Queues, message_for
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    queues: Queues
+    poll_initial: timedelta = timedelta(seconds=15)
+    poll_max: timedelta = timedelta(minutes=5)
+    watch: WatchPolicy = field(default_factory=WatchPolicy)
+    # A handler that finds its write already done sends the recorded intent again with its own id,
+    # so duplicate detection absorbs it if the first send got through. Older than this, the first
+    # send may have left the detection window (10 minutes as deployed): the watchdog repairs it.
+    redo_window: timedelta = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a handler did, for logs and tests: launched, polled, skipped, buffered, retrying,
+    finished, already_handled, redone, deferred, unknown_run."""
+
+    action: str
+    run: Run | None = None
+
+
+class RunContext:
+    def __init__(
+        self,
+        *,
+        jobs: JobStore,
+        runs: RunsTable,
+        due: DueIndex,
+        sender: MessageSender,
+        databricks: Callable[[], Databricks],
+        clock: Clock,
+        settings: RunSettings,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.jobs = jobs
+        self.runs = runs
+        self.due = due
+        self.sender = sender
+        self._databricks = databricks
+        self.clock = clock
+        self.settings = settings
+        self.rand = rand
+
+    @property
+    def databricks(self) -> Databricks:
+        return self._databricks()
+
+    def job(self, tenant: str, job_id: str) -> Job | None:
+        try:
+            return self.jobs.get(tenant, job_id)[0]
+        except NotFound:
+            return None
+
+    def watched(self, run: Run, now: datetime) -> Run:
+        return run.model_copy(update={"watch_at": watch_at(run, self.settings.watch, now)})
+
+    def write(self, before: Run, etag: str, after: Run, now: datetime) -> tuple[Run, str]:
+        """Save `after` over `before` (ETag), its watch hint moved with it: the run as saved, its ETag."""
+        saved = self.watched(after, now)
+        return saved, self.runs.save(before, etag, saved)
+
+    def send(
+        self,
+        run: Run,
+        intent: Intent | None = None,
+        *,
+        message_id: str | None = None,
+        at: datetime | None = None,
+        repair: int = 0,
+    ) -> None:
+        """Send the message of `intent` (default: the run's own), with its id unless told otherwise."""
+        intent = intent or run.intent
+        if intent is None:
+            raise ValueError(f"run {run.id} waits for no message")
+        message = message_for(run, intent, self.settings.queues, message_id=message_id, at=at, repair=repair)
+        self.sender.send([message])
+
+    def recent_enough(self, run: Run, now: datetime) -> bool:
+        """Whether a redo may still use the first send's id (see `RunSettings.redo_window`)."""
+        return now - run.updated_at <= self.settings.redo_window

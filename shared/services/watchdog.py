@@ -1,0 +1,272 @@
+"""The watchdog: every run that waits for a message gets it, even after a crash or a lost send.
+
+Each pass reads, per shard, the watch hints that are overdue (`w~ < now`): a run whose intent is
+overdue, a RUNNING run due for its periodic check, or a hint left behind. Its cost grows with
+what is overdue, not with how many runs or jobs exist. For each hint it reads the run and does
+what `watch_action` says:
+
+* a launch that never arrived: send it again with a fresh id (`.rN`), backing off;
+* QUEUED: launch it if nothing blocks it any more (its release was lost);
+* RUNNING: read Databricks: settle it if it ended, time it out if past its deadline, else look
+  again after `run_check` (its poll chain normally ends it long before);
+* CANCELLING or TIMING_OUT: cancel again in Databricks and end it as intended;
+* after `max_repairs` re-sends without progress: end it, with the reason, so it never holds its
+  job hostage.
+
+Messages that exhausted their deliveries (dead letters) are repairs too: the message is known
+lost, so its run is repaired at once rather than when its hint comes due.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from shared.adapters.queue import DeadLetter, DeadLetters
+from shared.adapters.runs_table import WatchHint
+from shared.domain.errors import ExternalError, InvalidInput, NotFound
+from shared.domain.policies import (
+    OverlapVerdict,
+    WatchAction,
+    given_up_state,
+    overlap_verdict,
+    watch_action,
+)
+from shared.domain.run import IntentKind, Run, RunState
+from shared.services import endings
+from shared.services.messages import RunRef, launch_intent
+from shared.services.run_context import RunContext
+from shared.services.stopping import STOPPING, finish_stopping, read, time_out
+from shared.telemetry import metrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WatchReport:
+    visited: int = 0
+    dropped: int = 0
+    resent: int = 0
+    checked: int = 0
+    settled: int = 0
+    given_up: int = 0
+    dead_letters: int = 0
+    errors: int = 0
+
+
+class Watchdog:
+    def __init__(
+        self,
+        ctx: RunContext,
+        *,
+        batch: int = 500,
+        dead_letters: DeadLetters | None = None,
+        dead_letter_queues: Sequence[str] = (),
+    ) -> None:
+        self.ctx = ctx
+        self.batch = batch
+        self.dead_letters = dead_letters
+        self.dead_letter_queues = tuple(dead_letter_queues)
+
+    def run_once(self) -> WatchReport:
+        report = WatchReport()
+        self._drain_dead_letters(report)
+        now = self.ctx.clock.now()
+        for shard in self.ctx.due.shards:
+            for hint in self._overdue(shard, now, report):
+                if report.visited >= self.batch:
+                    break  # bounded work per pass; the rest is still overdue next pass
+                report.visited += 1
+                try:
+                    self._visit(hint, now, report)
+                except Exception:
+                    report.errors += 1
+                    log.exception("watchdog failed on a run", extra={"job_id": hint.job_id})
+        log.log(
+            logging.INFO if report.visited or report.dead_letters else logging.DEBUG,
+            "watchdog: %d visited, %d dropped, %d re-sent, %d checked, %d settled, %d given up, "
+            "%d dead letters, %d errors",
+            report.visited,
+            report.dropped,
+            report.resent,
+            report.checked,
+            report.settled,
+            report.given_up,
+            report.dead_letters,
+            report.errors,
+        )
+        return report
+
+    # -- overdue hints ---------------------------------------------------------------------------------
+
+    def _overdue(self, shard: str, now: datetime, report: WatchReport) -> list[WatchHint]:
+        try:
+            return list(itertools.islice(self.ctx.runs.overdue(shard, now), self.batch))
+        except ExternalError as err:
+            report.errors += 1
+            log.warning("could not read the watch hints of shard %s: %s", shard, err.detail)
+            return []
+
+    def _visit(self, hint: WatchHint, now: datetime, report: WatchReport) -> None:
+        ctx = self.ctx
+        try:
+            run, etag = ctx.runs.get(hint.shard, hint.tenant, hint.job_id, hint.run_key)
+        except NotFound:
+            run, etag = None, ""
+        action = watch_action(run, hint.at, now, ctx.settings.watch)
+        if action is WatchAction.DROP or run is None:
+            ctx.runs.drop_hint(hint)
+            report.dropped += 1
+        elif action is WatchAction.REHOME:
+            ctx.runs.rehome(hint, run)
+            report.dropped += 1
+        else:
+            self._repair(run, etag, action, now, report, chain_lost=False)
+
+    def _repair(
+        self,
+        run: Run,
+        etag: str,
+        action: WatchAction,
+        now: datetime,
+        report: WatchReport,
+        *,
+        chain_lost: bool,
+    ) -> None:
+        if action is WatchAction.GIVE_UP:
+            self._give_up(run, etag, now)
+            report.given_up += 1
+        elif action is WatchAction.RESEND:
+            self._resend(run, etag, now)
+            report.resent += 1
+        elif action is WatchAction.CHECK_QUEUE:
+            report.resent += self._check_queue(run, etag, now)
+        elif action is WatchAction.CHECK_DATABRICKS:
+            report.settled += self._check_databricks(run, etag, now, chain_lost=chain_lost)
+            report.checked += 1
+        elif action is WatchAction.STOP:
+            self._stop(run, etag, now)
+            report.settled += 1
+
+    def _resend(self, run: Run, etag: str, now: datetime) -> None:
+        """Send the launch the run waits for again, with a fresh id, and back off."""
+        intent = run.intent or launch_intent(run, run.attempt, now)
+        repairs = run.repairs + 1
+        repaired, _ = self.ctx.write(
+            run, etag, run.model_copy(update={"intent": intent, "repairs": repairs}), now
+        )
+        self.ctx.send(repaired, intent, at=now, repair=repairs)
+        metrics.repairs.add(1, {"state": run.state.value})
+        log.warning(
+            "re-sent a lost %s", intent.kind.value, extra={"job_id": run.job_id, "run_key": run.run_key}
+        )
+
+    def _check_queue(self, run: Run, etag: str, now: datetime) -> int:
+        """A QUEUED run whose release never came: launch it once nothing blocks it."""
+        ctx = self.ctx
+        job = ctx.job(run.tenant, run.job_id)
+        recent = ctx.runs.recent(run.shard, run.tenant, run.job_id)
+        others = [r for r, _ in recent if r.run_key != run.run_key]
+        blocked = job is not None and overlap_verdict(job.definition.overlap, others) is not OverlapVerdict.GO
+        if blocked:
+            ctx.write(run, etag, run.model_copy(update={"checks": run.checks + 1}), now)
+            return 0
+        self._resend(run, etag, now)
+        return 1
+
+    def _check_databricks(self, run: Run, etag: str, now: datetime, *, chain_lost: bool) -> int:
+        """A RUNNING run nothing has ended: ask Databricks. 1 if it was settled."""
+        ctx = self.ctx
+        intent = run.intent
+        dbx = run.databricks_run_of(run.attempt)
+        if dbx is None:  # a row from before intents: nothing to follow
+            self._give_up(run, etag, now)
+            return 1
+        try:
+            status = read(ctx, dbx)
+        except ExternalError as err:
+            if err.retryable:  # Databricks is down: look again later; that is no reason to end the run
+                ctx.write(run, etag, run.model_copy(update={"checks": run.checks + 1}), now)
+                return 0
+            endings.settle(ctx, run, etag, endings.attempt_record(run, None, now, err.detail), now)
+            return 1
+        if status is None or status.is_terminal:
+            endings.settle(ctx, run, etag, endings.attempt_record(run, status, now), now)
+            return 1
+        deadline = intent.deadline if intent is not None else None
+        if deadline is not None and now >= deadline:
+            time_out(ctx, run, etag, dbx, now)
+            return 1
+        if chain_lost and intent is not None and intent.kind is IntentKind.POLL:
+            # Its poll was dead-lettered: nothing follows it any more. Start a new chain.
+            repairs = run.repairs + 1
+            run, _ = ctx.write(run, etag, run.model_copy(update={"repairs": repairs}), now)
+            ctx.send(run, intent, at=now, repair=repairs)
+            return 0
+        ctx.write(run, etag, run.model_copy(update={"checks": run.checks + 1}), now)
+        return 0
+
+    def _stop(self, run: Run, etag: str, now: datetime) -> None:
+        intent = run.intent
+        dbx = (intent.databricks_run_id if intent else None) or run.databricks_run_of(run.attempt)
+        if dbx is None:
+            endings.end(self.ctx, run, etag, given_up_state(run.state), now, run.reason or "stopped")
+            return
+        try:
+            finish_stopping(self.ctx, run, etag, dbx, now, run.reason or "stopped")
+        except ExternalError as err:
+            log.warning("could not stop run %s in Databricks: %s", run.id, err.detail)
+            self.ctx.write(run, etag, run.model_copy(update={"repairs": run.repairs + 1}), now)
+
+    def _give_up(self, run: Run, etag: str, now: datetime) -> None:
+        waited = run.intent.kind.value if run.intent else "progress"
+        reason = f"no progress after {run.repairs} repairs ({run.state} waiting for {waited})"
+        dbx = run.databricks_run_of(run.attempt)
+        if dbx is not None and run.state in (RunState.RUNNING, *STOPPING):
+            endings.cancel_quietly(self.ctx, dbx, "its run is given up")
+        endings.end(self.ctx, run, etag, given_up_state(run.state), now, reason)
+        metrics.repairs.add(1, {"state": "given_up"})
+        log.error("gave up on a run: %s", reason, extra={"job_id": run.job_id, "run_key": run.run_key})
+
+    # -- dead letters ----------------------------------------------------------------------------------
+
+    def _drain_dead_letters(self, report: WatchReport) -> None:
+        if self.dead_letters is None:
+            return
+        for queue in self.dead_letter_queues:
+            try:
+                report.dead_letters += self.dead_letters.drain_dead_letters(
+                    queue, self.batch, lambda letter: self._dead_letter(letter, report)
+                )
+            except ExternalError as err:
+                log.warning("could not read the dead letters of %s: %s", queue, err.detail)
+
+    def _dead_letter(self, letter: DeadLetter, report: WatchReport) -> None:
+        """A message exhausted its deliveries: its run waits for nothing. Repair it now."""
+        metrics.dead_letters.add(1, {"queue": letter.queue})
+        try:
+            ref = RunRef.parse(letter.body)
+        except InvalidInput:
+            log.error("dead letter that names no run: %s", letter.message_id)
+            return
+        ctx = self.ctx
+        shard = ref.shard or ctx.due.new_shard(ref.job_id)
+        try:
+            run, etag = ctx.runs.get(shard, ref.tenant, ref.job_id, ref.run_key)
+        except NotFound:
+            return
+        if run.state.is_terminal or run.attempt != ref.attempt:
+            return  # the run moved on: the lost message no longer matters
+        log.warning(
+            "a message was dead-lettered (%s); repairing its run",
+            letter.reason,
+            extra={"job_id": ref.job_id, "run_key": ref.run_key},
+        )
+        now = ctx.clock.now()
+        action = watch_action(run, run.watch_at or now, now, ctx.settings.watch)
+        if action in (WatchAction.DROP, WatchAction.REHOME):
+            return
+        self._repair(run, etag, action, now, report, chain_lost=True)

@@ -1,0 +1,33 @@
+"""The liveness soak (tests/soak.py): a few hundred occurrences under every kind of fault, seeded.
+
+`python -m benchmarks.soak --seeds 20` runs more seeds and prints the figures.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.soak import soak
+
+
+@pytest.mark.parametrize(
+    ("seed", "rate"),
+    [
+        pytest.param(1, 0.02, id="seed-1"),
+        pytest.param(2, 0.02, id="seed-2"),
+        pytest.param(3, 0.05, id="seed-3-storm"),
+    ],
+)
+def test_every_run_ends_as_it_should_under_faults(seed: int, rate: float) -> None:
+    report = soak(seed, rate)
+    assert report.occurrences > 250
+    assert sum(report.faults.values()) > 200  # the faults struck
+    assert report.repairs + report.deferrals > 0
+    assert report.ok, "\n".join(report.problems[:20])
+    assert (
+        report.stuck,
+        report.wrong_final_state,
+        report.duplicate_starts,
+        report.missing_or_duplicate_occurrences,
+        report.overlapping_runs,
+    ) == (0, 0, 0, 0, 0)

@@ -1,0 +1,409 @@
+"""A seeded, bounded fault-injection soak of the whole run path, in simulated time.
+
+A few hundred occurrences (one-time and cron jobs; tasks that succeed, fail and are retried,
+always fail, and outlive their timeout; jobs whose runs overlap under each overlap policy) run
+through the real tick, launch, poll, watchdog and commands, on in-memory tables, the Service Bus
+twin and a scripted fake Databricks, while faults strike at random:
+
+- storage errors before a read or write, and after a write landed (the answer was lost);
+- sends that fail, and sends whose acknowledgement was lost after Service Bus took them;
+- duplicate deliveries; hosts that die after a handler did its work (the lock runs out);
+- two ticks running at once; Databricks answering 429 or 503.
+
+Then the schedules end, the world settles, and the report counts what must be zero: stuck runs,
+wrong final states, Databricks runs started twice for one idempotency token, and occurrences
+missing or recorded twice. `python -m benchmarks.soak` runs more seeds and prints the figures.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import re
+import threading
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared.adapters.databricks import LaunchRequest, Phase, idempotency_token
+from shared.adapters.databricks_fake import FakeDatabricks, FakeOutcome, FakeRun, _error, _Failure
+from shared.adapters.memory_table import InMemoryTable
+from shared.adapters.queue import OutgoingMessage
+from shared.adapters.table import Row, Write
+from shared.domain.clock import FixedClock
+from shared.domain.errors import ExternalError
+from shared.domain.job import Job, JobDefinition
+from shared.domain.run import FailureKind, Run, RunState
+from tests.world import ALICE, World
+
+START = datetime(2026, 6, 1, 12, 0, 30, tzinfo=UTC)
+CUTOFF = START + timedelta(hours=2)  # schedules end here
+SETTLE = CUTOFF + timedelta(hours=3)  # the world runs on until here
+
+_NAME = re.compile(r"^(?P<job>.+) \[(?P<key>[^ ]+) a(?P<attempt>\d+)\]$")
+
+
+@dataclass(frozen=True, slots=True)
+class Behavior:
+    """What a task does on one attempt: how it ends, and after how long."""
+
+    outcome: FakeOutcome
+    duration: timedelta
+
+
+SUCCESS = FakeOutcome.SUCCESS
+FAIL = FakeOutcome.failed(FailureKind.USER, "RUN_EXECUTION_ERROR")
+HANG = FakeOutcome.HANG
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A job's task and policies, and the final state each occurrence must reach."""
+
+    name: str
+    job: Mapping[str, Any]
+    behaviors: Sequence[Behavior]  # per attempt; the last repeats
+    expected: RunState | None  # None: depends on timing (overlap): checked by invariants instead
+    expected_attempts: int | None = None
+
+
+def _b(outcome: FakeOutcome, minutes: float) -> Behavior:
+    return Behavior(outcome, timedelta(minutes=minutes))
+
+
+KINDS = [
+    Kind("ok", {"overlap": "allow"}, [_b(SUCCESS, 2)], RunState.SUCCEEDED, 1),
+    Kind(
+        "flaky",
+        {"overlap": "allow", "retry": {"max_attempts": 3, "initial_delay": "PT30S"}},
+        [_b(FAIL, 1), _b(FAIL, 1), _b(SUCCESS, 1)],
+        RunState.SUCCEEDED,
+        3,
+    ),
+    Kind(
+        "broken",
+        {"overlap": "allow", "retry": {"max_attempts": 2, "initial_delay": "PT1M"}},
+        [_b(FAIL, 1)],
+        RunState.FAILED,
+        2,
+    ),
+    Kind("slow", {"overlap": "allow", "timeout": "PT3M"}, [_b(HANG, 0)], RunState.TIMED_OUT, 1),
+    Kind(
+        "slow-then-ok",
+        {
+            "overlap": "allow",
+            "timeout": "PT3M",
+            "retry": {"max_attempts": 2, "initial_delay": "PT20S", "retry_on_timeout": True},
+        },
+        [_b(HANG, 0), _b(SUCCESS, 1)],
+        RunState.SUCCEEDED,
+        2,
+    ),
+]
+OVERLAP_KINDS = [
+    Kind(f"long-{policy}", {"overlap": policy, "timeout": "PT30M"}, [_b(SUCCESS, 8)], None)
+    for policy in ("skip", "buffer_one", "allow", "cancel_previous")
+]
+
+
+class ScriptedDatabricks(FakeDatabricks):
+    """The fake Databricks, with each attempt's behavior chosen by its job and attempt number, runs
+    that take time on the clock, and calls that fail at random (429 or 503)."""
+
+    def __init__(
+        self, clock: FixedClock, kinds: Mapping[str, Kind], rng: random.Random, fail_rate: float
+    ) -> None:
+        super().__init__(clock)
+        self.kinds = kinds
+        self.rng = rng
+        self.fail_rate = fail_rate
+        self.ends: dict[int, datetime] = {}
+        self.injected = 0
+
+    def _call(self, method: Any) -> None:
+        self.calls[method] += 1
+        if self.rng.random() < self.fail_rate:
+            self.injected += 1
+            status = self.rng.choice([429, 503])
+            raise _error(method, _Failure(method, status, 1.0, f"injected {status}", 1))
+
+    def _start(self, request: LaunchRequest) -> FakeRun:
+        run = super()._start(request)
+        match = _NAME.match(request.run_name)
+        assert match, request.run_name
+        kind = self.kinds[match["job"].split("#")[0]]
+        attempt = int(match["attempt"])
+        behavior = kind.behaviors[min(attempt, len(kind.behaviors)) - 1]
+        run.outcome = behavior.outcome
+        self.ends[run.run_id] = self.clock.now() + behavior.duration
+        return run
+
+    def _advance(self, run: FakeRun) -> None:
+        if run.status.phase is Phase.PENDING:
+            super()._advance(run)
+        ends = run.outcome.phase is not Phase.RUNNING and self.clock.now() >= self.ends[run.run_id]
+        if run.status.phase is Phase.RUNNING and ends:
+            self._end(run, run.outcome)
+
+
+class FaultyTable:
+    """A Table that fails at random: before a read or write, or after a write landed."""
+
+    def __init__(self, inner: InMemoryTable, rng: random.Random, rate: float, lock: threading.Lock) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.rng = rng
+        self.rate = rate
+        self.lock = lock
+        self.injected = 0
+
+    def _roll(self) -> bool:
+        with self.lock:
+            hit = self.rng.random() < self.rate
+        self.injected += hit
+        return hit
+
+    def _fail(self) -> None:
+        raise ExternalError("table storage: 503 injected", retryable=True)
+
+    def create(self) -> None:
+        self.inner.create()
+
+    def get(self, pk: str, rk: str) -> Row:
+        if self._roll():
+            self._fail()
+        return self.inner.get(pk, rk)
+
+    def query(self, pk: str | None, **kwargs: Any) -> Iterator[Row]:
+        if self._roll():
+            self._fail()
+        return self.inner.query(pk, **kwargs)
+
+    def write(self, pk: str, writes: Sequence[Write]) -> list[str]:
+        if self._roll():
+            self._fail()
+        etags = self.inner.write(pk, writes)
+        if self._roll():
+            self._fail()  # it landed; the answer did not
+        return etags
+
+    def discard(self, pk: str, rk: str) -> None:
+        if self._roll():
+            self._fail()
+        self.inner.discard(pk, rk)
+
+
+@dataclass
+class Report:
+    seed: int
+    occurrences: int = 0
+    runs: int = 0
+    stuck: int = 0
+    wrong_final_state: int = 0
+    duplicate_starts: int = 0
+    missing_or_duplicate_occurrences: int = 0
+    overlapping_runs: int = 0
+    faults: Counter[str] = field(default_factory=Counter)
+    repairs: int = 0  # messages the watchdog re-sent (a lost launch, a dead-lettered message)
+    deferrals: int = 0  # messages put off after a passing error
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (
+            self.stuck
+            or self.wrong_final_state
+            or self.duplicate_starts
+            or self.missing_or_duplicate_occurrences
+            or self.overlapping_runs
+        )
+
+
+def _workload(rng: random.Random) -> list[tuple[Kind, dict[str, Any]]]:
+    """(kind, schedule) for each job: one-time jobs, cron jobs, and jobs whose runs overlap."""
+    jobs: list[tuple[Kind, dict[str, Any]]] = []
+    end = CUTOFF.isoformat()
+    for i in range(12):
+        at = START + timedelta(minutes=rng.randint(4, 110), seconds=rng.choice([0, 15, 30, 45]))
+        jobs.append((KINDS[i % len(KINDS)], {"at": at.isoformat()}))
+    for i in range(20):
+        every = rng.choice([10, 12, 15, 20])
+        jobs.append((KINDS[i % len(KINDS)], {"cron": f"*/{every} * * * *", "end_at": end}))
+    for kind in OVERLAP_KINDS:
+        jobs.append((kind, {"cron": "*/5 * * * *", "end_at": end}))
+    return jobs
+
+
+class Soak:
+    def __init__(self, seed: int, *, rate: float = 0.02) -> None:
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.rate = rate
+        lock = threading.Lock()
+        self.tables: list[FaultyTable] = []
+
+        def factory(prefix: str) -> Any:
+            table = FaultyTable(InMemoryTable(prefix), self.rng, 0.0, lock)
+            self.tables.append(table)
+            return table
+
+        clock = FixedClock(START)
+        kinds = {k.name: k for k in KINDS + OVERLAP_KINDS}
+        self.databricks = ScriptedDatabricks(clock, kinds, self.rng, 0.0)
+        self.world = World(factory, databricks=self.databricks, clock=clock)
+        self.jobs: list[tuple[Kind, Job]] = []
+        self.ack_lost = 0
+        self.duplicated = 0
+        self.host_deaths = 0
+
+    def create_jobs(self) -> None:
+        for n, (kind, schedule) in enumerate(_workload(self.rng)):
+            body = {
+                "name": f"{kind.name}#{n}",
+                "job_type": "model_training",
+                "task": {"kind": "databricks_job", "job_id": 1000 + n},
+                "schedule": schedule,
+                "misfire": "catch_up",
+                "catch_up_window": "PT2H",
+                **kind.job,
+            }
+            job = self.world.s.jobs.create("team-a", ALICE, JobDefinition.model_validate(body))
+            self.jobs.append((kind, job))
+
+    def arm_faults(self) -> None:
+        w, rng, rate = self.world, self.rng, self.rate
+        for table in self.tables:
+            table.rate = rate
+        self.databricks.fail_rate = rate * 2
+        w.broker.fail_send_probability(rate, rng)
+        original = w.broker.send
+
+        def send(messages: Sequence[OutgoingMessage]) -> None:
+            roll = rng.random()
+            if roll < rate / 2:
+                self.duplicated += 1
+                w.broker.duplicate_next(len(messages))
+            original(messages)
+            if rate / 2 <= roll < rate:
+                self.ack_lost += 1
+                raise ExternalError("service bus: injected lost acknowledgement", retryable=True)
+
+        w.broker.send = send  # type: ignore[method-assign]
+
+        def crash(_: Any) -> bool:
+            dies = rng.random() < rate
+            self.host_deaths += dies
+            return dies
+
+        w.crash = crash
+        ticker = w.s.ticker
+        tick = ticker.tick
+
+        def twice_sometimes() -> Any:
+            if rng.random() < 0.1:  # two tick invocations overlap
+                other = threading.Thread(target=tick)
+                other.start()
+                report = tick()
+                other.join()
+                return report
+            return tick()
+
+        ticker.tick = twice_sometimes  # type: ignore[method-assign]
+
+    def disarm_faults(self) -> None:
+        for table in self.tables:
+            table.rate = 0.0
+        self.databricks.fail_rate = 0.0
+        self.world.broker.fail_send_probability(0.0, self.rng)
+        self.rate = 0.0
+
+    def run(self) -> Report:
+        self.create_jobs()
+        self.arm_faults()
+        self.world.run_until(CUTOFF + timedelta(minutes=30))
+        self.disarm_faults()  # storms end; repairs must finish what they left
+        self.world.run_until(SETTLE)
+        return self.report()
+
+    def report(self) -> Report:
+        report = Report(self.seed)
+        sent = [m.message_id for m in self.world.broker.sent]
+        report.repairs = sum(1 for i in sent if re.search(r"\.r\d+$", i))
+        report.deferrals = sum(1 for i in sent if re.search(r"\.d\d+$", i))
+        report.faults.update(
+            storage=sum(t.injected for t in self.tables),
+            databricks=self.databricks.injected,
+            send_ack_lost=self.ack_lost,
+            duplicated=self.duplicated,
+            host_deaths=self.host_deaths,
+        )
+        for kind, job in self.jobs:
+            runs = self.world.runs(job)
+            scheduled = [r for r in runs if r.run_key.startswith("s-")]
+            report.occurrences += len(scheduled)
+            report.runs += len(runs)
+            self._check_occurrences(report, job, scheduled)
+            for run in runs:
+                self._check_run(report, kind, job, run)
+            if kind.job.get("overlap") in ("skip", "buffer_one", "cancel_previous"):
+                self._check_no_overlap(report, job, runs)
+        for token, starts in self.databricks._starts.items():
+            if starts > 1:
+                report.duplicate_starts += 1
+                report.problems.append(f"token {token} started {starts} Databricks runs")
+        return report
+
+    def _check_occurrences(self, report: Report, job: Job, scheduled: list[Run]) -> None:
+        spec = job.definition.schedule
+        expected = []
+        fire = spec.next_fire(job.created_at)
+        while fire is not None and fire.at < CUTOFF:
+            expected.append(fire.at)
+            fire = spec.next_fire(fire.at)
+        got = sorted(r.scheduled_for for r in scheduled)
+        if got != expected:
+            report.missing_or_duplicate_occurrences += abs(len(got) - len(expected)) or 1
+            report.problems.append(f"{job.definition.name}: occurrences {len(got)} != {len(expected)}")
+
+    def _check_run(self, report: Report, kind: Kind, job: Job, run: Run) -> None:
+        if not run.state.is_terminal:
+            report.stuck += 1
+            report.problems.append(f"{job.definition.name} {run.run_key}: stuck {run.state} ({run.reason})")
+            return
+        for attempt in run.attempts:
+            if attempt.databricks_run_id is not None:
+                token = idempotency_token(run.run_key, attempt.number, run.job_id)
+                if self.databricks.starts_for_token(token) != 1:
+                    report.problems.append(f"{run.id} a{attempt.number}: token started no run")
+        missed = run.state is RunState.SKIPPED and run.reason in ("missed", "catch_up_limit")
+        if kind.expected is None or missed:
+            return
+        wrong = run.state is not kind.expected or (
+            kind.expected_attempts is not None and len(run.attempts) != kind.expected_attempts
+        )
+        if wrong:
+            report.wrong_final_state += 1
+            report.problems.append(
+                f"{job.definition.name} {run.run_key}: {run.state} after {len(run.attempts)} attempts "
+                f"(expected {kind.expected} after {kind.expected_attempts}): {run.reason}"
+            )
+
+    def _check_no_overlap(self, report: Report, job: Job, runs: list[Run]) -> None:
+        spans = []
+        for run in runs:
+            started = run.transitions.get(RunState.RUNNING.value)
+            if started is None:
+                continue
+            ended = run.transitions.get(run.state.value, run.updated_at)
+            spans.append((started, ended, run.run_key))
+        spans.sort()
+        for (_, end_a, key_a), (start_b, _, key_b) in itertools.pairwise(spans):
+            if start_b < end_a:
+                report.overlapping_runs += 1
+                report.problems.append(f"{job.definition.name}: {key_a} and {key_b} ran at once")
+
+
+def soak(seed: int, rate: float = 0.02) -> Report:
+    return Soak(seed, rate=rate).run()
