@@ -1,11 +1,14 @@
-"""What one run costs: table operations, queue sends and Databricks calls for a 30-minute Databricks run.
+"""What one occurrence costs, from the tick to its end: storage requests, entities written, queue
+sends and Databricks calls, for a short run and a 30-minute run.
 
-    .venv/bin/python -m benchmarks.run_cost [--minutes 30]
+    .venv/bin/python -m benchmarks.run_cost [--minutes 1 30]
 
-A simulated clock, the in-memory tables (which count one operation per request, as the
-Azure adapter's pipeline counter does), the in-process queues and the fake Databricks;
-the default poll backoff (15 s doubling to 5 min). Counts are split by who spends them:
-the tick that records the occurrence, the launch, and the polls.
+A simulated clock, in-memory tables (which count one request per call, as the Azure adapter's
+pipeline counter does, and the entities each write touches), the Service Bus twin and the fake
+Databricks, with the default settings (poll backoff 15 s doubling to 5 min, the watchdog's
+grace 2 min and its check of a running run every hour). The watchdog runs every minute as
+deployed, so what it spends on a healthy run is counted too (nothing, unless the run outlives
+the hourly check).
 """
 
 from __future__ import annotations
@@ -15,33 +18,52 @@ import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+from devstack.service_bus_twin import ServiceBusTwin
 from shared.adapters.databricks import Phase
 from shared.adapters.databricks_fake import FakeDatabricks, FakeOutcome
-from shared.adapters.queue import InProcessQueues
+from shared.adapters.memory_table import InMemoryTable
 from shared.adapters.table import OperationCounter
-from shared.bootstrap import build, memory_tables
+from shared.bootstrap import Services, Tables, build
 from shared.config import Settings
 from shared.domain.clock import FixedClock
 from shared.domain.job import Actor, JobDefinition
-from shared.services.messages import PollRef, RunRef
+from shared.services.inbox import Incoming
 
 T0 = datetime(2026, 6, 1, 12, 0, 30, tzinfo=UTC)
+FIRE = datetime(2026, 6, 1, 12, 5, tzinfo=UTC)
+PHASES = ("tick", "launch", "polls", "end", "watchdog")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--minutes", type=float, default=30.0)
-    args = parser.parse_args()
+class Meter:
+    def __init__(self, counter: OperationCounter, broker: ServiceBusTwin, fake: FakeDatabricks) -> None:
+        self.counter, self.broker, self.fake = counter, broker, fake
+        self.requests: Counter[str] = Counter()
+        self.entities: Counter[str] = Counter()
+        self.sends: Counter[str] = Counter()
+        self.calls: Counter[str] = Counter()
+        self._sent = 0
+        self._calls = 0
+        self.fixed = 0  # requests of a tick or watchdog pass with nothing to do (one query per shard)
 
+    def spent(self, phase: str, passes: int = 0) -> None:
+        """Count what `phase` spent, less the fixed cost of `passes` tick or watchdog passes."""
+        requests, entities = self.counter.take()
+        self.requests[phase] += requests - passes * self.fixed
+        self.entities[phase] += entities
+        sent, calls = len(self.broker.sent), sum(self.fake.calls.values())
+        self.sends[phase] += sent - self._sent
+        self.calls[phase] += calls - self._calls
+        self._sent, self._calls = sent, calls
+
+
+def measure(minutes: float) -> tuple[Meter, int]:
     clock = FixedClock(T0)
     counter = OperationCounter()
-    settings = Settings(DUE_SHARDS=16)
-    broker = InProcessQueues(clock)
+    broker = ServiceBusTwin(clock)
     fake = FakeDatabricks(clock)
     fake.outcomes.append(FakeOutcome.HANG)
-    services = build(
-        settings, tables=memory_tables(settings, counter), clock=clock, sender=broker, databricks=fake
-    )
+    tables = Tables(jobs=InMemoryTable("jobs", counter), runs=InMemoryTable("runs", counter))
+    services = build(Settings(RUN_SHARDS=16), tables=tables, clock=clock, sender=broker, databricks=fake)
     job = services.jobs.create(
         "team-a",
         Actor(id="bench", name="bench"),
@@ -50,59 +72,84 @@ def main() -> int:
                 "name": "train",
                 "job_type": "model_training",
                 "task": {"kind": "databricks_job", "job_id": 1},
-                "schedule": {"at": "2026-06-01T12:05:00Z"},
+                "schedule": {"at": FIRE.isoformat()},
             }
         ),
     )
-    tables: Counter[str] = Counter()
-    sends: Counter[str] = Counter()
-
-    def spent(phase: str) -> None:
-        tables[phase] += counter.reset()
-        sends[phase] += len(broker.sent) - sum(sends.values())
-
-    counter.reset()
-    clock.set(datetime(2026, 6, 1, 12, 4, tzinfo=UTC))
+    meter = Meter(counter, broker, fake)
+    meter.spent("create")
+    services.ticker.tick()  # nothing is due yet: what any tick costs (one query per shard)
+    services.watchdog.run_once()  # nothing is overdue: what any pass costs
+    meter.fixed = meter.counter.take()[0] // 2
+    clock.set(FIRE - timedelta(minutes=1))
     services.ticker.tick()
-    spent("tick")
-    clock.set(datetime(2026, 6, 1, 12, 5, tzinfo=UTC))
-    polls = _deliver_until_done(
-        services, broker, fake, clock, clock.now() + timedelta(minutes=args.minutes), spent
-    )
-    run = services.run_store.list("team-a", job.id).items[0]
+    meter.spent("tick", passes=1)
+    polls = _deliver(services, broker, fake, clock, FIRE + timedelta(minutes=minutes), meter)
+    (run,) = services.runs_table.history(services.due.shard_for(job), "team-a", job.id).items
     assert run.state.value == "SUCCEEDED", run
-    print(f"a {args.minutes:.0f}-minute Databricks run, default poll backoff: {polls} polls")
-    print(f"{'':8} {'table ops':>10} {'queue sends':>12}")
-    for phase in ("tick", "launch", "polls"):
-        print(f"{phase:8} {tables[phase]:>10} {sends[phase]:>12}")
-    print(f"{'total':8} {sum(tables.values()):>10} {sum(sends.values()):>12}")
-    print(f"Databricks calls: {dict(fake.calls)} (total {sum(fake.calls.values())})")
-    return 0
+    return meter, polls
 
 
-def _deliver_until_done(services, broker, fake, clock, end, spent) -> int:  # type: ignore[no-untyped-def]
-    """Deliver every message at its time; the Databricks run ends at `end`. Returns the number of polls."""
+def _deliver(
+    services: Services,
+    broker: ServiceBusTwin,
+    fake: FakeDatabricks,
+    clock: FixedClock,
+    end: datetime,
+    meter: Meter,
+) -> int:
+    """Deliver every message at its time and run the watchdog each minute; the run ends at `end`."""
     polls = 0
+    next_watchdog = clock.now().replace(second=30, microsecond=0) + timedelta(minutes=1)
     while True:
-        due = broker.due_deliveries()
+        due = broker.receive()
         if not due:
-            nxt = broker.next_due_at()
+            nxt = broker.next_visible_at()
             if nxt is None:
                 break
-            clock.set(nxt)
+            while next_watchdog <= nxt:
+                clock.set(next_watchdog)
+                services.watchdog.run_once()
+                meter.spent("watchdog", passes=1)
+                next_watchdog += timedelta(minutes=1)
+            clock.set(max(nxt, clock.now()))
             continue
         for delivery in due:
+            incoming = Incoming(delivery.message_id, delivery.body, delivery.delivery_count)
             if delivery.queue == "launch":
-                services.runs.launch(RunRef.parse(delivery.body))
-                spent("launch")
+                services.inbox.launch(incoming)
+                meter.spent("launch")
             else:
-                ref = PollRef.parse(delivery.body)
-                if clock.now() >= end and not fake.runs[ref.databricks_run_id].status.is_terminal:
-                    fake.finish(ref.databricks_run_id, Phase.SUCCEEDED)
-                services.runs.poll(ref)
+                dbx = int(delivery.body["databricks_run_id"])
+                if clock.now() >= end and not fake.runs[dbx].status.is_terminal:
+                    fake.finish(dbx, Phase.SUCCEEDED)
+                outcome = services.inbox.poll(incoming)
                 polls += 1
-                spent("polls")
+                meter.spent("polls" if outcome.action == "polled" else "end")
+            broker.complete(delivery)
     return polls
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run_cost", description=__doc__)
+    parser.add_argument("--minutes", type=float, nargs="+", default=[1.0, 30.0])
+    args = parser.parse_args(argv)
+    for minutes in args.minutes:
+        meter, polls = measure(minutes)
+        print(f"\na {minutes:g}-minute Databricks run, default settings: {polls} polls")
+        print(f"(besides: {meter.fixed} requests per tick and per watchdog pass, whatever is due)")
+        print(f"| {'':9} | table requests | entities written | queue sends | Databricks calls |")
+        print("| --- | --- | --- | --- | --- |")
+        for phase in PHASES:
+            print(
+                f"| {phase:9} | {meter.requests[phase]} | {meter.entities[phase]} "
+                f"| {meter.sends[phase]} | {meter.calls[phase]} |"
+            )
+        total = {name: sum(c[p] for p in PHASES) for name, c in vars(meter).items() if isinstance(c, Counter)}
+        print(
+            f"| total     | {total['requests']} | {total['entities']} | {total['sends']} | {total['calls']} |"
+        )
+    return 0
 
 
 if __name__ == "__main__":

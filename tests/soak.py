@@ -255,6 +255,7 @@ class Soak:
         self.world = World(factory, databricks=self.databricks, clock=clock)
         self.jobs: list[tuple[Kind, Job]] = []
         self.ack_lost = 0
+        self.send_failures = 0
         self.duplicated = 0
         self.host_deaths = 0
 
@@ -285,7 +286,11 @@ class Soak:
             if roll < rate / 2:
                 self.duplicated += 1
                 w.broker.duplicate_next(len(messages))
-            original(messages)
+            try:
+                original(messages)
+            except ExternalError:
+                self.send_failures += 1  # the twin's own injected failure, before Service Bus took it
+                raise
             if rate / 2 <= roll < rate:
                 self.ack_lost += 1
                 raise ExternalError("service bus: injected lost acknowledgement", retryable=True)
@@ -336,6 +341,7 @@ class Soak:
             storage=sum(t.injected for t in self.tables),
             databricks=self.databricks.injected,
             send_ack_lost=self.ack_lost,
+            send_failed=self.send_failures,
             duplicated=self.duplicated,
             host_deaths=self.host_deaths,
         )

@@ -108,7 +108,7 @@ class InMemoryTable:
 
     def write(self, pk: str, writes: Sequence[Write]) -> list[str]:
         check_batch(pk, writes)
-        self.counter.add()
+        self.counter.add(entities=len(writes))
         etags: list[str] = []
         with self._lock:
             part = self._partitions.setdefault(pk, _Partition())
@@ -137,7 +137,7 @@ class InMemoryTable:
     def discard(self, pk: str, rk: str) -> None:
         check_key(pk)
         check_key(rk)
-        self.counter.add()
+        self.counter.add(entities=1)
         with self._lock:
             part = self._partitions.get(pk)
             if part is not None and part.rows.pop(rk, None) is not None:

@@ -123,17 +123,28 @@ def check_batch(pk: str, writes: Sequence[Write]) -> None:
 
 
 class OperationCounter:
-    """Counts storage requests (one per HTTP request, a batch is one) for benchmarks and tests."""
+    """Counts storage requests (one per HTTP request, a batch is one) and the entities they write,
+    for benchmarks and tests."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.requests = 0
+        self.entities = 0
 
-    def add(self, n: int = 1) -> None:
+    def add(self, n: int = 1, entities: int = 0) -> None:
         with self._lock:
             self.requests += n
+            self.entities += entities
 
     def reset(self) -> int:
+        """The requests counted since the last reset (entities are reset too)."""
         with self._lock:
-            n, self.requests = self.requests, 0
+            n, self.requests, self.entities = self.requests, 0, 0
             return n
+
+    def take(self) -> tuple[int, int]:
+        """(requests, entities written) since the last reset, and reset."""
+        with self._lock:
+            counts = (self.requests, self.entities)
+            self.requests, self.entities = 0, 0
+            return counts

@@ -136,11 +136,13 @@ class WatchPolicy:
       backoff between re-sends). run_check: how often a RUNNING run is checked with Databricks
       when no poll has ended it (its poll chain normally does), and the cap of every backoff.
     max_repairs: re-sends of one intent before the run ends with a clear reason.
+    queued_check: the longest wait between two looks at a QUEUED run (its release may be lost).
     """
 
     grace: timedelta = timedelta(minutes=2)
     run_check: timedelta = timedelta(hours=1)
     max_repairs: int = 5
+    queued_check: timedelta = timedelta(minutes=10)
 
     def __post_init__(self) -> None:
         if self.grace <= timedelta(0) or self.run_check < self.grace or self.max_repairs < 1:
@@ -157,7 +159,7 @@ def watch_at(run: Run, policy: WatchPolicy, now: datetime) -> datetime | None:
         return None
     intent = run.intent
     if run.state is RunState.QUEUED:
-        return now + policy.backoff(run.checks)
+        return now + min(policy.backoff(run.checks), max(policy.queued_check, policy.grace))
     if run.state is RunState.RUNNING:
         check = now + policy.run_check
         deadline = intent.deadline if intent is not None else None

@@ -69,7 +69,8 @@ def settle(
     record = record.model_copy(update={"result": result, "failure": failure})
     assert record.result is not None
     run = run.with_attempt(record)
-    job = ctx.job(run.tenant, run.job_id)
+    read = ctx.job_read(run.tenant, run.job_id)
+    job = read[0] if read else None
     retry = job.definition.retry if may_retry and job and job.status is not JobStatus.CANCELLED else None
     ending = attempt_ending(run.state, record.result, record.failure, run.attempt, retry, ctx.rand())
     why = record.error or record.code or record.result.value.lower()
@@ -87,7 +88,10 @@ def settle(
         log.info("retrying", extra={"job_id": run.job_id, "run_key": run.run_key, "attempt": nxt})
         return Outcome("retrying", waiting)
     reason = "" if ending.state is RunState.SUCCEEDED else why
-    return Outcome("finished", end(ctx, run, etag, ending.state, now, reason, job))
+    return Outcome("finished", end(ctx, run, etag, ending.state, now, reason, read))
+
+
+JobRead = tuple[Job, str] | None  # the job and its ETag, as read (None: the job is gone)
 
 
 def end(
@@ -97,29 +101,32 @@ def end(
     state: RunState,
     now: datetime,
     reason: str,
-    job: Job | None = None,
+    job: JobRead = None,
 ) -> Run:
-    """Write the run's terminal state (its watch hint goes with it), then what follows an end."""
+    """Write the run's terminal state (its watch hint goes with it), then what follows an end.
+
+    `job`: the job as the caller read it, if it did: noting the run on it then needs no read."""
     ended, _ = ctx.write(run, etag, run.moved(state, now, reason=reason), now)
     metrics.runs_finished.add(1, {"state": state.value, "job_id": run.job_id, "tenant": run.tenant})
-    after_end(ctx, ended, job or ctx.job(run.tenant, run.job_id), now)
+    after_end(ctx, ended, now, job)
     return ended
 
 
-def after_end(ctx: RunContext, ended: Run, job: Job | None, now: datetime) -> None:
+def after_end(ctx: RunContext, ended: Run, now: datetime, known: JobRead = None) -> None:
     """Note the run on its job and release a buffered run. Safe to repeat."""
-    job = note_on_job(ctx, ended) or job
+    job = note_on_job(ctx, ended, known)
     if job is not None and job.definition.overlap is OverlapPolicy.BUFFER_ONE:
         release_buffered(ctx, ended, now)
 
 
-def note_on_job(ctx: RunContext, run: Run) -> Job | None:
+def note_on_job(ctx: RunContext, run: Run, known: JobRead = None) -> Job | None:
     """The job's "last run" shows this run, unless a newer one is already noted."""
     for _ in range(_NOTE_TRIES):
-        try:
-            job, etag = ctx.jobs.get(run.tenant, run.job_id)
-        except NotFound:
+        read = known or ctx.job_read(run.tenant, run.job_id)
+        known = None
+        if read is None:
             return None
+        job, etag = read
         if job.last_run_at is not None and job.last_run_at > run.scheduled_for:
             return job
         if job.last_run_at == run.scheduled_for and job.last_run_state == run.state.value:
@@ -130,7 +137,7 @@ def note_on_job(ctx: RunContext, run: Run) -> Job | None:
             return after
         except ConcurrencyConflict:
             continue
-    return None
+    return ctx.job(run.tenant, run.job_id)
 
 
 def release_buffered(ctx: RunContext, ended: Run, now: datetime) -> None:

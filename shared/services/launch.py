@@ -35,6 +35,7 @@ from shared.domain.run import (
 )
 from shared.domain.schedule import zone
 from shared.services import endings
+from shared.services.endings import JobRead
 from shared.services.messages import RunRef, launch_intent, poll_intent
 from shared.services.run_context import Outcome, RunContext
 from shared.services.stopping import stop
@@ -64,13 +65,14 @@ class Launcher:
         run, etag = found
         if not _launchable(run, ref.attempt):
             return self._already(run, ref.attempt, now, redelivered)
-        job = ctx.job(run.tenant, run.job_id)
+        read = ctx.job_read(run.tenant, run.job_id)
         others = [r for r, _ in recent if r.run_key != run.run_key]
-        return self._decide(run, etag, job, others, ref.attempt, now)
+        return self._decide(run, etag, read, others, ref.attempt, now)
 
     def _decide(
-        self, run: Run, etag: str, job: Job | None, others: list[Run], attempt: int, now: datetime
+        self, run: Run, etag: str, read: JobRead, others: list[Run], attempt: int, now: datetime
     ) -> Outcome:
+        job = read[0] if read else None
         first = run.state is not RunState.RETRY_WAIT
         skip = _skip_reason(job, run) if first else None
         if skip is None and job is not None and first:
@@ -83,10 +85,10 @@ class Launcher:
                 self._cancel_previous(others)
         if skip is not None:
             return Outcome(
-                "skipped", endings.end(self.ctx, run, etag, RunState.SKIPPED, now, skip.value, job)
+                "skipped", endings.end(self.ctx, run, etag, RunState.SKIPPED, now, skip.value, read)
             )
         if job is None or job.status is JobStatus.CANCELLED:  # a retry or manual run of a cancelled job
-            ended = endings.end(self.ctx, run, etag, RunState.CANCELLED, now, "job cancelled", job)
+            ended = endings.end(self.ctx, run, etag, RunState.CANCELLED, now, "job cancelled", read)
             return Outcome("finished", ended)
         return self._start(run, etag, job, attempt, now)
 

@@ -80,6 +80,6 @@ class Poller:
             ctx.send(run)
             return Outcome("redone", run)
         if run.state.is_terminal and run.attempt == attempt:
-            endings.after_end(ctx, run, None, now)
+            endings.after_end(ctx, run, now)
             return Outcome("redone", run)
         return Outcome("already_handled", run)

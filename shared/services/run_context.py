@@ -75,8 +75,13 @@ class RunContext:
         return self._databricks()
 
     def job(self, tenant: str, job_id: str) -> Job | None:
+        read = self.job_read(tenant, job_id)
+        return read[0] if read else None
+
+    def job_read(self, tenant: str, job_id: str) -> tuple[Job, str] | None:
+        """The job and its ETag, or None if it is gone."""
         try:
-            return self.jobs.get(tenant, job_id)[0]
+            return self.jobs.get(tenant, job_id)
         except NotFound:
             return None
 

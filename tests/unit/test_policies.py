@@ -205,8 +205,10 @@ def test_a_cancelled_job_never_retries() -> None:
             T + 12 * MIN,
             id="running-until-its-deadline",
         ),
-        pytest.param(run(RunState.QUEUED, checks=3), T, T + 16 * MIN, id="queued-backs-off"),
-        pytest.param(run(RunState.QUEUED, checks=30), T, T + 60 * MIN, id="capped-by-run-check"),
+        pytest.param(run(RunState.QUEUED, checks=2), T, T + 8 * MIN, id="queued-backs-off"),
+        pytest.param(
+            run(RunState.QUEUED, checks=30), T, T + 10 * MIN, id="queued-checked-at-least-every-10-min"
+        ),
         pytest.param(run(RunState.CANCELLING), T, T + 2 * MIN, id="stopping"),
     ],
 )
