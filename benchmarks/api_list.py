@@ -51,7 +51,9 @@ def seed(settings: Settings, count: int) -> list[str]:
     services.ensure_tables()
     actor = Actor(id="bench", name="Benchmark")
     with ThreadPoolExecutor(8) as pool:
-        jobs = list(pool.map(lambda i: services.jobs.create("bench", actor, definition(i)), range(count)))
+        jobs = list(
+            pool.map(lambda i: services.job_service.create("bench", actor, definition(i)), range(count))
+        )
     return [job.id for job in jobs]
 
 

@@ -64,7 +64,7 @@ def measure(minutes: float) -> tuple[Meter, int]:
     fake.outcomes.append(FakeOutcome.HANG)
     tables = Tables(jobs=InMemoryTable("jobs", counter), runs=InMemoryTable("runs", counter))
     services = build(Settings(RUN_SHARDS=16), tables=tables, clock=clock, sender=broker, databricks=fake)
-    job = services.jobs.create(
+    job = services.job_service.create(
         "team-a",
         Actor(id="bench", name="bench"),
         JobDefinition.model_validate(
@@ -85,7 +85,7 @@ def measure(minutes: float) -> tuple[Meter, int]:
     services.ticker.tick()
     meter.spent("tick", passes=1)
     polls = _deliver(services, broker, fake, clock, FIRE + timedelta(minutes=minutes), meter)
-    (run,) = services.runs_table.history(services.due.shard_for(job), "team-a", job.id).items
+    (run,) = services.run_repository.history(services.due_index.shard_for(job), "team-a", job.id).items
     assert run.state.value == "SUCCEEDED", run
     return meter, polls
 

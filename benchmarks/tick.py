@@ -23,7 +23,7 @@ import httpx2 as httpx
 
 from devstack.azurite import Azurite
 from devstack.process import local_stack
-from shared.adapters.job_store import job_props
+from shared.adapters.jobs_table import job_props
 from shared.adapters.queue import InProcessQueues
 from shared.adapters.table import OperationCounter, Write
 from shared.bootstrap import azure_tables, build
@@ -60,7 +60,9 @@ def storage_requests_per_tick(total: int, due: int = 100) -> tuple[int, int, flo
         with ThreadPoolExecutor(8) as pool:
             list(
                 pool.map(
-                    lambda i: services.jobs.create("team-0", ACTOR, definition(f"due-{i}", "*/5 * * * *")),
+                    lambda i: services.job_service.create(
+                        "team-0", ACTOR, definition(f"due-{i}", "*/5 * * * *")
+                    ),
                     range(due),
                 )
             )
@@ -87,7 +89,7 @@ def _bulk_insert(services, jobs: list[Job]) -> None:  # type: ignore[no-untyped-
     by_shard: dict[str, list[Write]] = {}
     for job in jobs:
         by_tenant.setdefault(job.tenant, []).append(Write("insert", job.id, job_props(job)))
-        entry = services.due.entry(job)
+        entry = services.due_index.entry(job)
         by_shard.setdefault(entry.shard, []).append(Write("upsert", entry.rk, {}))
     batches = [
         (services.tables.jobs, pk, w[i : i + 100])
@@ -123,7 +125,7 @@ def throughput(count: int) -> None:
         with ThreadPoolExecutor(8) as pool:
             list(
                 pool.map(
-                    lambda i: services.jobs.create(
+                    lambda i: services.job_service.create(
                         f"team-{i % 20}", ACTOR, definition(f"j{i}", "*/5 * * * *")
                     ),
                     range(count),

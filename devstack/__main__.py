@@ -68,9 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         help="how often the tick runs locally (Azure: every minute)",
     )
     parser.add_argument(
-        "--reconcile-seconds",
+        "--watchdog-seconds",
         type=float,
-        default=float(os.environ.get("DEVSTACK_RECONCILE_SECONDS", "60")),
+        default=float(os.environ.get("DEVSTACK_WATCHDOG_SECONDS", "60")),
         help="how often the watchdog runs locally (Azure: every minute)",
     )
     args = parser.parse_args(argv)
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
         triggers = functions_by_trigger(function_app.app)
         http = HttpHost(function_app.app, triggers["httpTrigger"][0], route_prefix())
-        timers = TimerRunner(triggers.get("timerTrigger", []), args.tick_seconds, args.reconcile_seconds)
+        timers = TimerRunner(triggers.get("timerTrigger", []), args.tick_seconds, args.watchdog_seconds)
         dispatcher = None
         if bootstrap.services().sender is broker:
             dispatcher = QueueDispatcher(broker, triggers.get("serviceBusTrigger", []))

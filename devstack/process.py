@@ -31,7 +31,8 @@ def local_stack(
     port = free_port()
     child_env = {k: v for k, v in os.environ.items() if not k.startswith(_INHERITED_NOT)}
     child_env.update(env or {})
-    with tempfile.TemporaryFile() as log:  # a file, not a pipe: a full pipe would block the stack
+    keep = os.environ.get("DEVSTACK_LOG")  # a path: keep the stack's output there (debugging a test)
+    with open(keep, "w+b") if keep else tempfile.TemporaryFile() as log:  # a file: a full pipe blocks
         process = subprocess.Popen(
             [sys.executable, "-m", "devstack", "--port", str(port), "--tick-seconds", str(tick_seconds)],
             cwd=ROOT,

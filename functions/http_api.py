@@ -22,7 +22,6 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from shared.adapters.job_store import JobQuery
 from shared.api import problems
 from shared.api.identity import TENANT_HEADER, Caller, caller_from_headers, tenant_for
 from shared.api.schemas import (
@@ -44,6 +43,7 @@ from shared.domain.errors import ExternalError, InvalidInput, NotFound
 from shared.domain.ids import is_id
 from shared.domain.job import Job, JobDefinition, JobStatus, JobType
 from shared.domain.run import RunState, parse_run_id
+from shared.services.ports import JobQuery
 
 VERSION = "0.1.0"
 SortName = Literal[
@@ -69,12 +69,12 @@ class Context:
         if self.headers.get(TENANT_HEADER) or (not self.caller.is_admin and len(self.caller.tenants) == 1):
             return self.tenant()
         if self.caller.is_admin:
-            owner = self.services.job_store.locate(job_id)
+            owner = self.services.job_repository.locate(job_id)
             if owner is not None:
                 return owner
         for tenant in sorted(self.caller.tenants):
             try:
-                self.services.jobs.get(tenant, job_id)
+                self.services.job_service.get(tenant, job_id)
                 return tenant
             except NotFound:
                 continue
@@ -136,7 +136,7 @@ def docs() -> HTMLResponse:
 def health(request: Request) -> JSONResponse:
     services: Services = request.app.state.provider()
     try:
-        services.job_store.locate("~health")
+        services.job_repository.locate("~health")
         storage: Literal["ok", "error"] = "ok"
     except ExternalError:
         storage = "error"
@@ -153,7 +153,7 @@ def health(request: Request) -> JSONResponse:
 @router.post("/api/jobs/schedule", status_code=201, tags=["jobs"])
 def schedule_job(definition: JobDefinition, ctx: Ctx, response: Response) -> ScheduledOut:
     """Schedule a new job. Answers with its id, a confirmation and the first fire time."""
-    job = ctx.services.jobs.create(ctx.tenant(), ctx.caller.actor, definition)
+    job = ctx.services.job_service.create(ctx.tenant(), ctx.caller.actor, definition)
     response.headers["Location"] = f"/api/jobs/{job.id}"
     response.headers["ETag"] = f'"v{job.version}"'
     when = job.next_fire_at.isoformat().replace("+00:00", "Z") if job.next_fire_at else "never"
@@ -187,13 +187,13 @@ def list_jobs(
         limit=limit,
         continuation=continuation,
     )
-    page = ctx.services.jobs.list_jobs(ctx.tenant(), query)
+    page = ctx.services.job_service.list_jobs(ctx.tenant(), query)
     return JobListOut(items=page.items, continuation=page.continuation)
 
 
 @router.get("/api/jobs/{job_id}", tags=["jobs"])
 def get_job(job_id: JobId, ctx: Ctx, response: Response) -> JobOut:
-    job = ctx.services.jobs.get(ctx.job_tenant(job_id), job_id)
+    job = ctx.services.job_service.get(ctx.job_tenant(job_id), job_id)
     response.headers["ETag"] = f'"v{job.version}"'
     return JobOut.of(job)
 
@@ -207,7 +207,7 @@ def edit_job(
     if_match: Annotated[str | None, Header(alias="If-Match")] = None,
 ) -> ChangedOut:
     """Replace the job's definition. Bumps `version` and computes the next fire time again."""
-    job = ctx.services.jobs.update(
+    job = ctx.services.job_service.update(
         ctx.job_tenant(job_id), job_id, ctx.caller.actor, definition, _if_match(if_match)
     )
     response.headers["ETag"] = f'"v{job.version}"'
@@ -218,7 +218,7 @@ def edit_job(
 def cancel_job(job_id: JobId, ctx: Ctx) -> ChangedOut:
     """Cancel the job: no further fires; its active runs are cancelled (in Databricks too). Repeatable."""
     tenant = ctx.job_tenant(job_id)
-    job = ctx.services.jobs.cancel(tenant, job_id, ctx.caller.actor)
+    job = ctx.services.job_service.cancel(tenant, job_id, ctx.caller.actor)
     stopped = ctx.services.run_commands.cancel_active(job, f"job cancelled by {ctx.caller.actor.name}")
     extra = f"; {len(stopped)} active run(s) cancelled" if stopped else ""
     return _changed(job, f"Job '{job.definition.name}' cancelled{extra}")
@@ -226,14 +226,14 @@ def cancel_job(job_id: JobId, ctx: Ctx) -> ChangedOut:
 
 @router.post("/api/jobs/{job_id}/pause", tags=["jobs"])
 def pause_job(job_id: JobId, ctx: Ctx) -> ChangedOut:
-    job = ctx.services.jobs.pause(ctx.job_tenant(job_id), job_id, ctx.caller.actor)
+    job = ctx.services.job_service.pause(ctx.job_tenant(job_id), job_id, ctx.caller.actor)
     return _changed(job, f"Job '{job.definition.name}' paused")
 
 
 @router.post("/api/jobs/{job_id}/resume", tags=["jobs"])
 def resume_job(job_id: JobId, ctx: Ctx) -> ChangedOut:
     """Resume a paused job; its next fire time is computed from now (missed times are not owed)."""
-    job = ctx.services.jobs.resume(ctx.job_tenant(job_id), job_id, ctx.caller.actor)
+    job = ctx.services.job_service.resume(ctx.job_tenant(job_id), job_id, ctx.caller.actor)
     return _changed(job, f"Job '{job.definition.name}' resumed")
 
 
@@ -245,7 +245,7 @@ def job_audit(
     continuation: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> AuditListOut:
     """Who changed what, when: newest first."""
-    page = ctx.services.jobs.audit(ctx.job_tenant(job_id), job_id, limit, continuation)
+    page = ctx.services.job_service.audit(ctx.job_tenant(job_id), job_id, limit, continuation)
     return AuditListOut(items=page.items, continuation=page.continuation)
 
 
@@ -258,7 +258,7 @@ def job_runs(
     continuation: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> RunListOut:
     """The job's run history, newest first: every scheduled time, with its state and reason."""
-    page = ctx.services.jobs.job_runs(
+    page = ctx.services.job_service.job_runs(
         ctx.job_tenant(job_id), job_id, state.value if state else None, limit, continuation
     )
     return RunListOut(items=[RunOut.of(r) for r in page.items], continuation=page.continuation)
@@ -267,7 +267,7 @@ def job_runs(
 @router.get("/api/runs/{run_id}", tags=["runs"])
 def get_run(run_id: RunId, ctx: Ctx) -> RunOut:
     job_id, run_key = parse_run_id(run_id)
-    return RunOut.of(ctx.services.jobs.run(ctx.job_tenant(job_id), job_id, run_key))
+    return RunOut.of(ctx.services.job_service.run(ctx.job_tenant(job_id), job_id, run_key))
 
 
 @router.post("/api/jobs/{job_id}/run", status_code=202, tags=["runs"])
@@ -306,7 +306,7 @@ def cancel_run(run_id: RunId, ctx: Ctx) -> RunOut:
 @router.post("/api/schedules/preview", tags=["schedules"])
 def preview_schedule(body: PreviewIn, ctx: Ctx) -> PreviewOut:
     """The next fire times of a schedule, UTC and local, with DST effects flagged."""
-    fires = ctx.services.jobs.preview(body.schedule, body.count)
+    fires = ctx.services.job_service.preview(body.schedule, body.count)
     return PreviewOut(timezone=body.schedule.timezone, fire_times=[FireTimeOut.of(f) for f in fires])
 
 

@@ -20,19 +20,20 @@ from functools import cached_property, lru_cache
 
 from shared import telemetry
 from shared.adapters.databricks import Databricks
-from shared.adapters.job_store import JobStore
+from shared.adapters.jobs_table import JobsTable
 from shared.adapters.queue import DeadLetters, MessageSender
-from shared.adapters.runs_table import DueIndex, RunsTable
+from shared.adapters.runs_table import RunsTable, TableDueIndex
 from shared.adapters.table import OperationCounter, Table
 from shared.config import Settings, get_settings
 from shared.domain.clock import Clock, SystemClock
 from shared.domain.errors import ExternalError
 from shared.domain.policies import WatchPolicy
 from shared.services.inbox import Inbox
-from shared.services.jobs import JobService
+from shared.services.job_service import JobService
 from shared.services.launch import Launcher
 from shared.services.messages import Queues
 from shared.services.poll import Poller
+from shared.services.ports import DueIndex, JobRepository, RunRepository
 from shared.services.run_commands import RunCommands
 from shared.services.run_context import RunContext, RunSettings
 from shared.services.tick import Ticker
@@ -68,9 +69,9 @@ class Services:
         self.clock = clock
         self._sender = sender
         self._databricks = databricks
-        self.job_store = JobStore(tables.jobs)
-        self.runs_table = RunsTable(tables.runs)
-        self.due = DueIndex(tables.runs, settings.run_shards)
+        self.job_repository: JobRepository = JobsTable(tables.jobs)
+        self.run_repository: RunRepository = RunsTable(tables.runs)
+        self.due_index: DueIndex = TableDueIndex(tables.runs, settings.run_shards)
         self.queues = Queues(launch=settings.launch_queue, poll=settings.poll_queue)
         self.watch_policy = WatchPolicy(
             grace=timedelta(seconds=settings.watchdog_grace_seconds),
@@ -87,15 +88,15 @@ class Services:
         return self._sender or message_sender(self.settings)
 
     @cached_property
-    def jobs(self) -> JobService:
-        return JobService(self.job_store, self.due, self.clock, self.runs_table)
+    def job_service(self) -> JobService:
+        return JobService(self.job_repository, self.due_index, self.clock, self.run_repository)
 
     @cached_property
     def ticker(self) -> Ticker:
         return Ticker(
-            jobs=self.job_store,
-            runs=self.runs_table,
-            due=self.due,
+            job_repository=self.job_repository,
+            run_repository=self.run_repository,
+            due_index=self.due_index,
             sender=self.sender,
             clock=self.clock,
             queues=self.queues,
@@ -121,9 +122,9 @@ class Services:
     @cached_property
     def run_context(self) -> RunContext:
         return RunContext(
-            jobs=self.job_store,
-            runs=self.runs_table,
-            due=self.due,
+            job_repository=self.job_repository,
+            run_repository=self.run_repository,
+            due_index=self.due_index,
             sender=self.sender,
             databricks=lambda: self.databricks,
             clock=self.clock,

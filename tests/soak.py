@@ -270,7 +270,7 @@ class Soak:
                 "catch_up_window": "PT2H",
                 **kind.job,
             }
-            job = self.world.s.jobs.create("team-a", ALICE, JobDefinition.model_validate(body))
+            job = self.world.s.job_service.create("team-a", ALICE, JobDefinition.model_validate(body))
             self.jobs.append((kind, job))
 
     def arm_faults(self) -> None:

@@ -65,14 +65,14 @@ class World:
             "schedule": {"cron": "*/5 * * * *"},
         }
         body.update(overrides)
-        return self.s.jobs.create(tenant, ALICE, JobDefinition.model_validate(body))
+        return self.s.job_service.create(tenant, ALICE, JobDefinition.model_validate(body))
 
     def shard(self, job: Job) -> str:
-        return self.s.due.shard_for(job)
+        return self.s.due_index.shard_for(job)
 
     def runs(self, job: Job) -> list[Run]:
         """The job's runs, oldest first."""
-        page = self.s.runs_table.history(self.shard(job), job.tenant, job.id, limit=500)
+        page = self.s.run_repository.history(self.shard(job), job.tenant, job.id, limit=500)
         return list(reversed(page.items))
 
     def run(self, job: Job) -> Run:
@@ -80,7 +80,7 @@ class World:
         return self.runs(job)[-1]
 
     def read(self, run: Run) -> Run:
-        return self.s.runs_table.get(run.shard, run.tenant, run.job_id, run.run_key)[0]
+        return self.s.run_repository.get(run.shard, run.tenant, run.job_id, run.run_key)[0]
 
     # -- time and the host ---------------------------------------------------------------------------
 

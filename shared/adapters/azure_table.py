@@ -58,11 +58,16 @@ class AzureTable:
         except AzureError as err:
             raise _external(err) from err
 
-    def get(self, pk: str, rk: str) -> Row:
+    def get(self, pk: str, rk: str, select: Sequence[str] | None = None) -> Row:
+        for name in select or []:
+            check_property(name)
         try:
-            entity = self._client.get_entity(pk, rk)
+            if select is None:
+                entity = self._client.get_entity(pk, rk)
+            else:
+                entity = self._client.get_entity(pk, rk, select=[*_KEYS, *select])
         except ResourceNotFoundError as err:
-            raise NotFound(f"{self.name}: no row {pk!r}/{rk!r}") from err
+            raise NotFound("no such row") from err
         except AzureError as err:
             raise _external(err) from err
         return _row(entity)
@@ -130,7 +135,7 @@ class AzureTable:
             ]
         except TableTransactionError as err:
             failed = writes[err.index] if 0 <= err.index < len(writes) else writes[0]
-            raise _translate(err, str(getattr(err, "error_code", "") or ""), pk, failed) from err
+            raise _translate(err, str(getattr(err, "error_code", "") or ""), failed) from err
         except AzureError as err:
             raise _external(err) from err
 
@@ -155,7 +160,7 @@ class AzureTable:
                     entity, mode=UpdateMode.REPLACE, etag=w.etag, match_condition=condition
                 )
         except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as err:
-            raise _translate(err, str(getattr(err, "error_code", "") or ""), pk, w) from err
+            raise _translate(err, str(getattr(err, "error_code", "") or ""), w) from err
         except AzureError as err:
             raise _external(err) from err
         return str(result.get("etag") or "")
@@ -180,14 +185,14 @@ def _row(entity: Any) -> Row:
     return Row(entity["PartitionKey"], entity["RowKey"], data, str(entity.metadata.get("etag", "")))
 
 
-def _translate(err: HttpResponseError, code: str, pk: str, w: Write) -> Exception:
-    where = f"row {pk!r}/{w.rk!r}"
+def _translate(err: HttpResponseError, code: str, w: Write) -> Exception:
+    # Messages carry no key: they may reach a caller (the keys are in the exception chain, for logs).
     if code == "EntityAlreadyExists" or isinstance(err, ResourceExistsError):
-        return AlreadyExists(f"{where} exists")
+        return AlreadyExists("the row exists")
     if code == "UpdateConditionNotSatisfied" or isinstance(err, ResourceModifiedError):
-        return ConcurrencyConflict(f"{where} changed")
+        return ConcurrencyConflict("the row changed")
     if code == "ResourceNotFound" or isinstance(err, ResourceNotFoundError):
-        return ConcurrencyConflict(f"{where} is gone") if w.etag else NotFound(f"no {where}")
+        return ConcurrencyConflict("the row is gone") if w.etag else NotFound("no such row")
     return _external(err)
 
 

@@ -36,13 +36,17 @@ class InMemoryTable:
     def create(self) -> None:
         self.counter.add()
 
-    def get(self, pk: str, rk: str) -> Row:
+    def get(self, pk: str, rk: str, select: Sequence[str] | None = None) -> Row:
+        for name in select or []:
+            check_property(name)
         self.counter.add()
         with self._lock:
             part = self._partitions.get(pk)
             if part is None or rk not in part.rows:
-                raise NotFound(f"{self.name}: no row {pk!r}/{rk!r}")
+                raise NotFound("no such row")
             data, etag = part.rows[rk]
+            if select is not None:
+                data = {k: data[k] for k in select if k in data}
             return Row(pk, rk, dict(data), etag)
 
     def query(
@@ -116,13 +120,13 @@ class InMemoryTable:
             for w in writes:
                 current = staged.get(w.rk)
                 if w.kind == "insert" and current is not None:
-                    raise AlreadyExists(f"{self.name}: row {pk!r}/{w.rk!r} exists")
+                    raise AlreadyExists("the row exists")
                 if w.kind in ("replace", "delete") and current is None:
                     if w.etag is not None:
-                        raise ConcurrencyConflict(f"{self.name}: row {pk!r}/{w.rk!r} is gone")
-                    raise NotFound(f"{self.name}: no row {pk!r}/{w.rk!r}")
+                        raise ConcurrencyConflict("the row is gone")
+                    raise NotFound("no such row")
                 if w.etag is not None and current is not None and current[1] != w.etag:
-                    raise ConcurrencyConflict(f"{self.name}: row {pk!r}/{w.rk!r} changed")
+                    raise ConcurrencyConflict("the row changed")
                 if w.kind == "delete":
                     del staged[w.rk]
                     etags.append("")

@@ -23,16 +23,17 @@ from __future__ import annotations
 import json
 import logging
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.adapters.job_store import Page, decode_token, page_of
+from shared.adapters.jobs_table import decode_token, page_of
+from shared.adapters.row_schema import RUN_VERSION, known, upgraded
 from shared.adapters.table import MAX_BATCH, Row, Table, Value, Write
 from shared.domain.errors import AlreadyExists, NotFound
 from shared.domain.job import Job
 from shared.domain.run import Run, epoch_ms, run_key_time
+from shared.services.ports import DueEntry, Page, WatchHint
 
 log = logging.getLogger(__name__)
 
@@ -62,37 +63,12 @@ def _time(ms: str) -> datetime:
     return datetime.fromtimestamp(int(ms) / 1000, UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class DueEntry:
-    shard: str
-    fire_at: datetime
-    tenant: str
-    job_id: str
-
-    @property
-    def rk(self) -> str:
-        return f"d~{epoch_ms(self.fire_at):013d}~{self.tenant}~{self.job_id}"
+def due_key(entry: DueEntry) -> str:
+    return f"d~{epoch_ms(entry.fire_at):013d}~{entry.tenant}~{entry.job_id}"
 
 
-@dataclass(frozen=True, slots=True)
-class WatchHint:
-    """ "Look at this run at `at`": the row behind a run's `watch_at`."""
-
-    shard: str
-    at: datetime
-    tenant: str
-    job_id: str
-    run_key: str
-
-    @property
-    def rk(self) -> str:
-        return f"w~{epoch_ms(self.at):013d}~{self.tenant}~{self.job_id}~{self.run_key}"
-
-    @classmethod
-    def of(cls, run: Run) -> WatchHint | None:
-        if run.watch_at is None:
-            return None
-        return cls(run.shard, run.watch_at, run.tenant, run.job_id, run.run_key)
+def hint_key(hint: WatchHint) -> str:
+    return f"w~{epoch_ms(hint.at):013d}~{hint.tenant}~{hint.job_id}~{hint.run_key}"
 
 
 def _props(run: Run) -> dict[str, Value]:
@@ -103,32 +79,34 @@ def _props(run: Run) -> dict[str, Value]:
             data[name] = json.dumps(full[name], separators=(",", ":"))
     if run.databricks_run_id is not None:
         data["databricks_run_id"] = str(run.databricks_run_id)  # Databricks ids exceed Int32
+    data["schema_version"] = RUN_VERSION
     return data
 
 
 def run_from_row(row: Row) -> Run:
+    """A run row as this release reads it: upgraded, and lenient about fields it does not know."""
     _, tenant, job_id, _ = row.rk.split("~", 3)
-    data: dict[str, Any] = {**row.data, "tenant": tenant, "job_id": job_id, "shard": row.pk}
+    data: dict[str, Any] = {**upgraded("run", row.data), "tenant": tenant, "job_id": job_id, "shard": row.pk}
     for name in _JSON_FIELDS:
         raw = data.get(name)
         if raw:
             data[name] = json.loads(str(raw))
         else:
             data.pop(name, None)
-    return Run.model_validate(data)
+    return Run.model_validate(known(Run, data))
 
 
 def _hint_writes(before: Run | None, after: Run) -> list[Write]:
     old, new = (WatchHint.of(before) if before else None), WatchHint.of(after)
     writes = []
     if new is not None and new != old:
-        writes.append(Write("upsert", new.rk))
+        writes.append(Write("upsert", hint_key(new)))
     if old is not None and old != new:
-        writes.append(Write("delete", old.rk))
+        writes.append(Write("delete", hint_key(old)))
     return writes
 
 
-class DueIndex:
+class TableDueIndex:
     """The tick's index: one row per job it must visit, at the job's next fire time."""
 
     def __init__(self, table: Table, shards: int) -> None:
@@ -147,18 +125,19 @@ class DueIndex:
         """The row `job` should have, or None if the tick has nothing to do for it."""
         if not job.is_due_indexed or job.next_fire_at is None:
             return None
-        return DueEntry(self.shard_for(job), job.next_fire_at, job.tenant, job.id)
+        at = job.next_fire_at.replace(microsecond=job.next_fire_at.microsecond // 1000 * 1000)
+        return DueEntry(self.shard_for(job), at, job.tenant, job.id)  # keys keep milliseconds
 
     def put(self, entry: DueEntry) -> None:
-        self.table.write(entry.shard, [Write("upsert", entry.rk)])
+        self.table.write(entry.shard, [Write("upsert", due_key(entry))])
 
     def remove(self, entry: DueEntry) -> None:
         """Delete a row; already gone is fine (the tick or an edit got there first)."""
-        self.table.discard(entry.shard, entry.rk)
+        self.table.discard(entry.shard, due_key(entry))
 
     def exists(self, entry: DueEntry) -> bool:
         try:
-            self.table.get(entry.shard, entry.rk)
+            self.table.get(entry.shard, due_key(entry))
         except NotFound:
             return False
         return True
@@ -261,9 +240,9 @@ class RunsTable:
         for run in runs:
             writes.append(Write("insert", _run_rk(run.tenant, run.job_id, run.run_key), _props(run)))
             writes += _hint_writes(None, run)
-        due = [Write("upsert", due_to.rk)] if due_to is not None else []
-        if due_from is not None and due_to is not None and due_from.rk != due_to.rk:
-            due.append(Write("delete", due_from.rk))
+        due = [Write("upsert", due_key(due_to))] if due_to is not None else []
+        if due_from is not None and due_to is not None and due_key(due_from) != due_key(due_to):
+            due.append(Write("delete", due_key(due_from)))
         if len(writes) + len(due) <= MAX_BATCH:
             try:
                 self.table.write(shard, writes + due)
@@ -272,21 +251,17 @@ class RunsTable:
                 pass  # another tick got here first: take the slow path, one thing at a time
         recorded = [self.add(run)[0] for run in runs]
         if due_to is not None:
-            self.table.write(shard, [Write("upsert", due_to.rk)])
-        if due_from is not None and due_to is not None and due_from.rk != due_to.rk:
-            self.table.discard(shard, due_from.rk)
+            self.table.write(shard, [Write("upsert", due_key(due_to))])
+        if due_from is not None and due_to is not None and due_key(due_from) != due_key(due_to):
+            self.table.discard(shard, due_key(due_from))
         return recorded
 
     def drop_hint(self, hint: WatchHint) -> None:
-        self.table.discard(hint.shard, hint.rk)
+        self.table.discard(hint.shard, hint_key(hint))
 
     def rehome(self, hint: WatchHint, run: Run) -> None:
         """Drop a stale hint and make sure the run's own hint exists."""
         own = WatchHint.of(run)
         if own is not None:
-            self.table.write(own.shard, [Write("upsert", own.rk)])
+            self.table.write(own.shard, [Write("upsert", hint_key(own))])
         self.drop_hint(hint)
-
-
-def runs_of(rows: Iterable[tuple[Run, str]]) -> list[Run]:
-    return [run for run, _ in rows]

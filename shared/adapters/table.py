@@ -57,8 +57,8 @@ class Table(Protocol):
     def create(self) -> None:
         """Create the table if it does not exist."""
 
-    def get(self, pk: str, rk: str) -> Row:
-        """The row, or NotFound."""
+    def get(self, pk: str, rk: str, select: Sequence[str] | None = None) -> Row:
+        """The row (only the `select` properties, if given), or NotFound."""
 
     def query(
         self,

@@ -52,15 +52,25 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=dict(headers or {}))
 
 
+# What a caller is told when storage itself refused a write or a dependency failed: the
+# exception's own detail names tables, keys or hosts, which are nobody's business outside.
+_PUBLIC_DETAIL: dict[type[errors.SchedulerError], str] = {
+    errors.ExternalError: "a service the scheduler depends on is unavailable; try again shortly",
+    errors.ConcurrencyConflict: "the resource changed while this request saved it; try again",
+    errors.AlreadyExists: "the resource already exists",
+}
+
+
 def _scheduler_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, errors.SchedulerError)
     for kind, status, title in _STATUS:
         if isinstance(exc, kind):
             headers = {}
+            detail = next((d for k, d in _PUBLIC_DETAIL.items() if isinstance(exc, k)), exc.detail)
             if isinstance(exc, errors.ExternalError):
                 log.warning("dependency failed: %s", exc.detail)
-                headers["Retry-After"] = str(int(exc.retry_after or 5))
-            return problem(status, title, exc.detail, exc.code, exc.errors, headers)
+                headers["Retry-After"] = str(max(1, int(exc.retry_after or 5)))
+            return problem(status, title, detail, exc.code, exc.errors, headers)
     log.error("unmapped scheduler error", exc_info=exc)
     return problem(500, "Internal error", "an unexpected error occurred", "internal")
 

@@ -16,7 +16,7 @@ from shared.domain.job import (
     JobSummary,
 )
 from shared.domain.run import Attempt, Run, RunState, Trigger
-from shared.domain.schedule import FireTime, ScheduleSpec
+from shared.domain.schedule import DstNote, FireTime, ScheduleSpec
 
 
 class JobOut(JobDefinition):
@@ -29,8 +29,8 @@ class JobOut(JobDefinition):
     status: JobStatus
     version: int = Field(description="Bumped by every edit; send it back in If-Match to edit safely.")
     next_fire_at: datetime | None
-    next_fire_dst: str | None = None
-    last_run_state: str | None = None
+    next_fire_dst: DstNote | None = None
+    last_run_state: RunState | None = None
     last_run_at: datetime | None = None
     created_at: datetime
     created_by: Actor

@@ -15,8 +15,8 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from shared.domain.errors import IllegalTransition
-from shared.domain.run import FailureKind
-from shared.domain.schedule import FireTime, ScheduleSpec
+from shared.domain.run import FailureKind, RunState
+from shared.domain.schedule import DstNote, FireTime, ScheduleSpec
 
 
 class JobType(StrEnum):
@@ -247,14 +247,14 @@ class Job(BaseModel):
     definition: JobDefinition
     status: JobStatus
     next_fire_at: datetime | None
-    next_fire_dst: str | None = None
+    next_fire_dst: DstNote | None = None
     version: int = 1  # bumped by every edit of the definition; launch messages carry it
     revision: int = 1  # bumped by every change the API makes; orders the audit trail
     created_at: datetime
     created_by: Actor
     updated_at: datetime
     updated_by: Actor
-    last_run_state: str | None = None
+    last_run_state: RunState | None = None
     last_run_at: datetime | None = None
 
     @classmethod
@@ -276,7 +276,7 @@ class Job(BaseModel):
             definition=definition,
             status=JobStatus.ACTIVE if fire else JobStatus.COMPLETED,
             next_fire_at=fire.at if fire else None,
-            next_fire_dst=fire.dst.value if fire else None,
+            next_fire_dst=fire.dst if fire else None,
             created_at=now,
             created_by=actor,
             updated_at=now,
@@ -296,7 +296,7 @@ class Job(BaseModel):
         fire: FireTime | None = schedule.next_fire(now)
         return {
             "next_fire_at": fire.at if fire else None,
-            "next_fire_dst": fire.dst.value if fire else None,
+            "next_fire_dst": fire.dst if fire else None,
         }
 
     def edited(self, definition: JobDefinition, actor: Actor, now: datetime) -> Job:
@@ -359,7 +359,7 @@ class JobSummary(BaseModel):
     priority: Priority
     tags: list[str]
     next_fire_at: datetime | None = None
-    last_run_state: str | None = None
+    last_run_state: RunState | None = None
     last_run_at: datetime | None = None
     version: int
     created_at: datetime

@@ -30,16 +30,19 @@ log = logging.getLogger(__name__)
 _NOTE_TRIES = 5
 
 
-def attempt_record(run: Run, status: RunStatus | None, now: datetime, error: str | None = None) -> Attempt:
-    """The current attempt as Databricks says it ended (`status` None: Databricks has no such run)."""
+def attempt_record(
+    run: Run, status: RunStatus | None, now: datetime, unknown_state: str | None = None
+) -> Attempt:
+    """The current attempt as Databricks says it ended: `status` None means Databricks has no such
+    run; `unknown_state` is what Databricks said that nobody has mapped (a person must look)."""
     current = run.current_attempt or Attempt(number=run.attempt)
-    if status is None or status.result is None:
+    if unknown_state is not None or status is None or status.result is None:
         return current.model_copy(
             update={
                 "ended_at": now,
                 "result": AttemptResult.FAILED,
-                "failure": FailureKind.TRANSIENT if status is None else FailureKind.UNKNOWN_STATE,
-                "error": error or "the run is gone from Databricks",
+                "failure": FailureKind.TRANSIENT if unknown_state is None else FailureKind.UNKNOWN_STATE,
+                "error": unknown_state or "the run is gone from Databricks",
             }
         )
     return current.model_copy(
@@ -129,11 +132,11 @@ def note_on_job(ctx: RunContext, run: Run, known: JobRead = None) -> Job | None:
         job, etag = read
         if job.last_run_at is not None and job.last_run_at > run.scheduled_for:
             return job
-        if job.last_run_at == run.scheduled_for and job.last_run_state == run.state.value:
+        if job.last_run_at == run.scheduled_for and job.last_run_state is run.state:
             return job
-        after = job.model_copy(update={"last_run_state": run.state.value, "last_run_at": run.scheduled_for})
+        after = job.model_copy(update={"last_run_state": run.state, "last_run_at": run.scheduled_for})
         try:
-            ctx.jobs.save(job, etag, after, audit=None)
+            ctx.job_repository.save(job, etag, after, audit=None)
             return after
         except ConcurrencyConflict:
             continue
@@ -146,7 +149,7 @@ def release_buffered(ctx: RunContext, ended: Run, now: datetime) -> None:
     The release has its own id: the waiting run's first launch id was used when it was queued,
     and Service Bus would drop a second message with it.
     """
-    recent = ctx.runs.recent(ended.shard, ended.tenant, ended.job_id)
+    recent = ctx.run_repository.recent(ended.shard, ended.tenant, ended.job_id)
     waiting = [r for r, _ in recent if r.state is RunState.QUEUED]
     if not waiting:
         return

@@ -53,12 +53,12 @@ class Launcher:
         (or of the message it re-sends) may have reached Databricks."""
         ctx = self.ctx
         now = ctx.clock.now()
-        shard = ref.shard or ctx.due.new_shard(ref.job_id)
-        recent = ctx.runs.recent(shard, ref.tenant, ref.job_id)
+        shard = ref.shard or ctx.due_index.new_shard(ref.job_id)
+        recent = ctx.run_repository.recent(shard, ref.tenant, ref.job_id)
         found = next(((r, e) for r, e in recent if r.run_key == ref.run_key), None)
         if found is None:
             try:
-                found = ctx.runs.get(shard, ref.tenant, ref.job_id, ref.run_key)
+                found = ctx.run_repository.get(shard, ref.tenant, ref.job_id, ref.run_key)
             except NotFound:
                 log.warning("launch for an unknown run", extra={"job_id": ref.job_id, "run_key": ref.run_key})
                 return Outcome("unknown_run")
@@ -167,7 +167,7 @@ class Launcher:
             try:
                 return ctx.write(run, etag, running, now)[0]
             except ConcurrencyConflict:
-                run, etag = ctx.runs.get(run.shard, run.tenant, run.job_id, run.run_key)
+                run, etag = ctx.run_repository.get(run.shard, run.tenant, run.job_id, run.run_key)
         raise ConcurrencyConflict(f"run {run.id} kept changing while it launched")
 
     def _already(self, run: Run, attempt: int, now: datetime, redelivered: bool) -> Outcome:

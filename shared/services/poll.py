@@ -50,8 +50,8 @@ class Poller:
         self, ref: PollRef, status: RunStatus | None, now: datetime, error: str | None = None
     ) -> Outcome:
         ctx = self.ctx
-        shard = ref.run.shard or ctx.due.new_shard(ref.run.job_id)
-        run, etag = ctx.runs.get(shard, ref.run.tenant, ref.run.job_id, ref.run.run_key)
+        shard = ref.run.shard or ctx.due_index.new_shard(ref.run.job_id)
+        run, etag = ctx.run_repository.get(shard, ref.run.tenant, ref.run.job_id, ref.run.run_key)
         following = run.state is RunState.RUNNING or run.state in STOPPING
         if not following or run.attempt != ref.run.attempt:
             return self._redo(run, ref.run.attempt, now)

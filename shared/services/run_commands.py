@@ -30,7 +30,7 @@ class RunCommands:
     def run_now(self, tenant: str, job_id: str, actor: Actor) -> Run:
         """A manual run of the job's current definition, launched right away."""
         ctx = self.ctx
-        job, _ = ctx.jobs.get(tenant, job_id)
+        job, _ = ctx.job_repository.get(tenant, job_id)
         if job.status is JobStatus.CANCELLED:
             raise Conflict(f"job {job_id} is cancelled; it cannot run")
         now = ctx.clock.now()
@@ -40,22 +40,22 @@ class RunCommands:
             run_key=manual_run_key(new_id(now)),
             job_version=job.version,
             now=now,
-            shard=ctx.due.shard_for(job),
+            shard=ctx.due_index.shard_for(job),
         )
         run = run.model_copy(update={"reason": f"run now by {actor.name}"})
         run = ctx.watched(run.model_copy(update={"intent": launch_intent(run, 1, now)}), now)
-        run, _ = ctx.runs.add(run)
+        run, _ = ctx.run_repository.add(run)
         self._send(run)
         return run
 
     def retry(self, tenant: str, job_id: str, run_key: str, actor: Actor) -> Run:
         """A new attempt of a FAILED or TIMED_OUT run, launched right away (whatever max_attempts says)."""
         ctx = self.ctx
-        job, _ = ctx.jobs.get(tenant, job_id)
-        shard = ctx.due.shard_for(job)
+        job, _ = ctx.job_repository.get(tenant, job_id)
+        shard = ctx.due_index.shard_for(job)
 
         def attempt() -> Run:
-            run, etag = ctx.runs.get(shard, tenant, job_id, run_key)
+            run, etag = ctx.run_repository.get(shard, tenant, job_id, run_key)
             if run.state not in RETRYABLE:
                 raise Conflict(
                     f"run {run.id} is {run.state}: only a FAILED or TIMED_OUT run can be retried",
@@ -72,8 +72,10 @@ class RunCommands:
         return waiting
 
     def retry_latest_failed(self, tenant: str, job_id: str, actor: Actor) -> Run:
-        job, _ = self.ctx.jobs.get(tenant, job_id)
-        for run, _ in self.ctx.runs.recent(self.ctx.due.shard_for(job), tenant, job_id, _RECENT):
+        job, _ = self.ctx.job_repository.get(tenant, job_id)
+        for run, _ in self.ctx.run_repository.recent(
+            self.ctx.due_index.shard_for(job), tenant, job_id, _RECENT
+        ):
             if run.state in RETRYABLE:
                 return self.retry(tenant, job_id, run.run_key, actor)
         raise Conflict(f"job {job_id} has no failed run to retry")
@@ -81,8 +83,8 @@ class RunCommands:
     def cancel(self, tenant: str, job_id: str, run_key: str, reason: str) -> Run:
         """Cancel a run, in Databricks too. A run that had already ended: Conflict, saying how it ended
         (one that ended in Databricks unnoticed is recorded as it ended first)."""
-        job, _ = self.ctx.jobs.get(tenant, job_id)
-        run, _ = self.ctx.runs.get(self.ctx.due.shard_for(job), tenant, job_id, run_key)
+        job, _ = self.ctx.job_repository.get(tenant, job_id)
+        run, _ = self.ctx.run_repository.get(self.ctx.due_index.shard_for(job), tenant, job_id, run_key)
         if run.state.is_terminal:
             raise Conflict(f"run {run.id} already ended ({run.state})", errors={"state": run.state.value})
         stopped = stop(self.ctx, run, reason)
@@ -95,7 +97,9 @@ class RunCommands:
     def cancel_active(self, job: Job, reason: str) -> list[Run]:
         """Cancel every run of the job that has not ended (when the job itself is cancelled)."""
         cancelled = []
-        for run, _ in self.ctx.runs.recent(self.ctx.due.shard_for(job), job.tenant, job.id, _RECENT):
+        for run, _ in self.ctx.run_repository.recent(
+            self.ctx.due_index.shard_for(job), job.tenant, job.id, _RECENT
+        ):
             if run.state.is_terminal:
                 continue
             try:

@@ -14,15 +14,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from shared.adapters.databricks import Databricks
-from shared.adapters.job_store import JobStore
 from shared.adapters.queue import MessageSender
-from shared.adapters.runs_table import DueIndex, RunsTable
 from shared.domain.clock import Clock
 from shared.domain.errors import NotFound
 from shared.domain.job import Job
 from shared.domain.policies import WatchPolicy, watch_at
 from shared.domain.run import Intent, Run
 from shared.services.messages import Queues, message_for
+from shared.services.ports import DueIndex, JobRepository, RunRepository
 
 log = logging.getLogger(__name__)
 
@@ -52,18 +51,18 @@ class RunContext:
     def __init__(
         self,
         *,
-        jobs: JobStore,
-        runs: RunsTable,
-        due: DueIndex,
+        job_repository: JobRepository,
+        run_repository: RunRepository,
+        due_index: DueIndex,
         sender: MessageSender,
         databricks: Callable[[], Databricks],
         clock: Clock,
         settings: RunSettings,
         rand: Callable[[], float] = random.random,
     ) -> None:
-        self.jobs = jobs
-        self.runs = runs
-        self.due = due
+        self.job_repository = job_repository
+        self.run_repository = run_repository
+        self.due_index = due_index
         self.sender = sender
         self._databricks = databricks
         self.clock = clock
@@ -81,7 +80,7 @@ class RunContext:
     def job_read(self, tenant: str, job_id: str) -> tuple[Job, str] | None:
         """The job and its ETag, or None if it is gone."""
         try:
-            return self.jobs.get(tenant, job_id)
+            return self.job_repository.get(tenant, job_id)
         except NotFound:
             return None
 
@@ -91,7 +90,7 @@ class RunContext:
     def write(self, before: Run, etag: str, after: Run, now: datetime) -> tuple[Run, str]:
         """Save `after` over `before` (ETag), its watch hint moved with it: the run as saved, its ETag."""
         saved = self.watched(after, now)
-        return saved, self.runs.save(before, etag, saved)
+        return saved, self.run_repository.save(before, etag, saved)
 
     def send(
         self,

@@ -27,7 +27,7 @@ def stop(ctx: RunContext, run: Run, reason: str, *, may_retry: bool = False) -> 
     """Cancel `run` (in Databricks too) and return it as it ended; an ended run is returned as is."""
 
     def attempt() -> Run:
-        current, etag = ctx.runs.get(run.shard, run.tenant, run.job_id, run.run_key)
+        current, etag = ctx.run_repository.get(run.shard, run.tenant, run.job_id, run.run_key)
         if current.state.is_terminal:
             return current
         now = ctx.clock.now()

@@ -25,15 +25,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from threading import Lock
 
-from shared.adapters.job_store import JobStore
 from shared.adapters.queue import MessageSender
-from shared.adapters.runs_table import DueEntry, DueIndex, RunsTable
 from shared.domain.clock import Clock
 from shared.domain.errors import ConcurrencyConflict, ExternalError, NotFound
 from shared.domain.job import Job, JobStatus, MisfirePolicy
 from shared.domain.policies import CatchUpBounds, WatchPolicy, misfire_verdict, watch_at
 from shared.domain.run import Run, RunState, SkipReason
+from shared.domain.schedule import DstNote
 from shared.services.messages import Queues, launch_intent, message_for
+from shared.services.ports import DueEntry, DueIndex, JobRepository, RunRepository
 from shared.telemetry import metrics
 
 log = logging.getLogger(__name__)
@@ -67,16 +67,16 @@ class TickReport:
 class _Plan:
     runs: list[Run]
     next_fire: datetime | None
-    next_dst: str | None
+    next_dst: DstNote | None
 
 
 class Ticker:
     def __init__(
         self,
         *,
-        jobs: JobStore,
-        runs: RunsTable,
-        due: DueIndex,
+        job_repository: JobRepository,
+        run_repository: RunRepository,
+        due_index: DueIndex,
         sender: MessageSender,
         clock: Clock,
         queues: Queues,
@@ -84,9 +84,9 @@ class Ticker:
         watch: WatchPolicy,
         concurrency: int = 16,
     ) -> None:
-        self.jobs = jobs
-        self.runs = runs
-        self.due = due
+        self.job_repository = job_repository
+        self.run_repository = run_repository
+        self.due_index = due_index
         self.sender = sender
         self.clock = clock
         self.queues = queues
@@ -100,7 +100,7 @@ class Ticker:
         horizon = now + self.lookahead
         report = TickReport()
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="tick") as pool:
-            entries = (e for shard in self.due.shards for e in self._due(shard, horizon, report))
+            entries = (e for shard in self.due_index.shards for e in self._due(shard, horizon, report))
             for _ in pool.map(lambda e: self._visit_safely(e, now, horizon, report), entries):
                 pass
         metrics.ticks.add(1)
@@ -120,7 +120,7 @@ class Ticker:
     def _due(self, shard: str, horizon: datetime, report: TickReport) -> Iterable[DueEntry]:
         """A shard's due rows; a shard storage cannot read now waits for the next tick, alone."""
         try:
-            return list(self.due.due(shard, horizon))
+            return list(self.due_index.due(shard, horizon))
         except ExternalError as err:
             report.add(errors=1)
             log.warning("could not read shard %s of the due index: %s", shard, err.detail)
@@ -139,35 +139,35 @@ class Ticker:
         report.add(visited=1)
         for _ in range(_MAX_TRIES):
             try:
-                job, etag = self.jobs.get(entry.tenant, entry.job_id)
+                job, etag = self.job_repository.get(entry.tenant, entry.job_id)
             except NotFound:
                 job = None
             fired_from: DueEntry | None = None
             if job is not None and job.is_due_indexed and job.next_fire_at and job.next_fire_at < horizon:
                 try:
-                    fired_from = self.due.entry(job)
+                    fired_from = self.due_index.entry(job)
                     self._fire(job, etag, now, horizon, report)
                 except ConcurrencyConflict:
                     report.add(conflicts=1)
                     continue  # someone else moved the job: look again
-            if fired_from is None or fired_from.rk != entry.rk:
+            if fired_from is None or fired_from != entry:
                 self._drop_if_stale(entry, job)
                 report.add(stale_rows=0 if fired_from else 1)
             return
         log.warning("job kept changing during the tick; next tick", extra={"job_id": entry.job_id})
 
     def _drop_if_stale(self, entry: DueEntry, job: Job | None) -> None:
-        current = self.due.entry(job) if job is not None else None
-        if current is None or current.rk != entry.rk:
-            self.due.remove(entry)
+        current = self.due_index.entry(job) if job is not None else None
+        if current is None or current != entry:
+            self.due_index.remove(entry)
 
     def _fire(self, job: Job, etag: str, now: datetime, horizon: datetime, report: TickReport) -> None:
         plan = self._plan(job, now, horizon)
-        due_from, due_to = self.due.entry(job), self.due.entry(self._advanced(job, plan, []))
-        shard = self.due.shard_for(job)
+        due_from, due_to = self.due_index.entry(job), self.due_index.entry(self._advanced(job, plan, []))
+        shard = self.due_index.shard_for(job)
         # A schedule that ended keeps its due row until the job says COMPLETED: a crash in between
         # must leave the job visited again, not a job nobody visits.
-        recorded = self.runs.record_fire(shard, plan.runs, due_from if due_to else None, due_to)
+        recorded = self.run_repository.record_fire(shard, plan.runs, due_from if due_to else None, due_to)
         after = self._advanced(job, plan, recorded)
         to_launch = [run for run in recorded if run.state is RunState.SCHEDULED]
         if to_launch:
@@ -178,9 +178,9 @@ class Ticker:
             except ExternalError as err:
                 report.add(send_failures=1)  # recorded with their hints: the watchdog sends them
                 log.warning("launch send failed; the watchdog will send it: %s", err.detail)
-        self.jobs.save(job, etag, after, audit=None)
+        self.job_repository.save(job, etag, after, audit=None)
         if due_to is None and due_from is not None:
-            self.due.remove(due_from)
+            self.due_index.remove(due_from)
         fired = [r for r in plan.runs if r.state is RunState.SCHEDULED]
         report.add(fired=len(fired), skipped=len(plan.runs) - len(fired))
         if len(plan.runs) > len(fired):
@@ -195,7 +195,7 @@ class Ticker:
         policy = job.definition.misfire
         missed_before = now - MISFIRE_GRACE
         catch_up = self._catch_up_bounds(job, now) if policy is MisfirePolicy.CATCH_UP else None
-        shard = self.due.shard_for(job)
+        shard = self.due_index.shard_for(job)
         runs: list[Run] = []
         rows = 0
         at, dst = job.next_fire_at, job.next_fire_dst
@@ -221,7 +221,7 @@ class Ticker:
                 run = run.model_copy(update={"watch_at": watch_at(run, self.watch, now)})
             runs.append(run)
             rows += 1 if skip else 2
-            at, dst = (following.at, following.dst.value) if following else (None, None)
+            at, dst = (following.at, following.dst) if following else (None, None)
         return _Plan(runs, at, dst)
 
     def _catch_up_bounds(self, job: Job, now: datetime) -> CatchUpBounds:
@@ -245,6 +245,6 @@ class Ticker:
             update["status"] = JobStatus.COMPLETED
         if recorded:
             newest = max(recorded, key=lambda r: r.scheduled_for)
-            update["last_run_state"] = newest.state.value
+            update["last_run_state"] = newest.state
             update["last_run_at"] = newest.scheduled_for
         return job.model_copy(update=update)

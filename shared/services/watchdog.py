@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from shared.adapters.queue import DeadLetter, DeadLetters
-from shared.adapters.runs_table import WatchHint
 from shared.domain.errors import ExternalError, InvalidInput, NotFound
 from shared.domain.policies import (
     OverlapVerdict,
@@ -38,6 +37,7 @@ from shared.domain.policies import (
 from shared.domain.run import IntentKind, Run, RunState
 from shared.services import endings
 from shared.services.messages import RunRef, launch_intent
+from shared.services.ports import WatchHint
 from shared.services.run_context import RunContext
 from shared.services.stopping import STOPPING, finish_stopping, read, time_out
 from shared.telemetry import metrics
@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class WatchReport:
+    due_rows_restored: int = 0
     visited: int = 0
     dropped: int = 0
     resent: int = 0
@@ -65,8 +66,10 @@ class Watchdog:
         batch: int = 500,
         dead_letters: DeadLetters | None = None,
         dead_letter_queues: Sequence[str] = (),
+        due_check_minutes: int = 5,
     ) -> None:
         self.ctx = ctx
+        self.due_check_minutes = due_check_minutes
         self.batch = batch
         self.dead_letters = dead_letters
         self.dead_letter_queues = tuple(dead_letter_queues)
@@ -75,7 +78,9 @@ class Watchdog:
         report = WatchReport()
         self._drain_dead_letters(report)
         now = self.ctx.clock.now()
-        for shard in self.ctx.due.shards:
+        if now.minute % self.due_check_minutes == 0:
+            self.restore_due_rows(now, report)
+        for shard in self.ctx.due_index.shards:
             for hint in self._overdue(shard, now, report):
                 if report.visited >= self.batch:
                     break  # bounded work per pass; the rest is still overdue next pass
@@ -86,9 +91,11 @@ class Watchdog:
                     report.errors += 1
                     log.exception("watchdog failed on a run", extra={"job_id": hint.job_id})
         log.log(
-            logging.INFO if report.visited or report.dead_letters else logging.DEBUG,
+            logging.INFO
+            if report.visited or report.dead_letters or report.due_rows_restored
+            else logging.DEBUG,
             "watchdog: %d visited, %d dropped, %d re-sent, %d checked, %d settled, %d given up, "
-            "%d dead letters, %d errors",
+            "%d dead letters, %d due rows restored, %d errors",
             report.visited,
             report.dropped,
             report.resent,
@@ -96,6 +103,7 @@ class Watchdog:
             report.settled,
             report.given_up,
             report.dead_letters,
+            report.due_rows_restored,
             report.errors,
         )
         return report
@@ -104,7 +112,7 @@ class Watchdog:
 
     def _overdue(self, shard: str, now: datetime, report: WatchReport) -> list[WatchHint]:
         try:
-            return list(itertools.islice(self.ctx.runs.overdue(shard, now), self.batch))
+            return list(itertools.islice(self.ctx.run_repository.overdue(shard, now), self.batch))
         except ExternalError as err:
             report.errors += 1
             log.warning("could not read the watch hints of shard %s: %s", shard, err.detail)
@@ -113,15 +121,15 @@ class Watchdog:
     def _visit(self, hint: WatchHint, now: datetime, report: WatchReport) -> None:
         ctx = self.ctx
         try:
-            run, etag = ctx.runs.get(hint.shard, hint.tenant, hint.job_id, hint.run_key)
+            run, etag = ctx.run_repository.get(hint.shard, hint.tenant, hint.job_id, hint.run_key)
         except NotFound:
             run, etag = None, ""
         action = watch_action(run, hint.at, now, ctx.settings.watch)
         if action is WatchAction.DROP or run is None:
-            ctx.runs.drop_hint(hint)
+            ctx.run_repository.drop_hint(hint)
             report.dropped += 1
         elif action is WatchAction.REHOME:
-            ctx.runs.rehome(hint, run)
+            ctx.run_repository.rehome(hint, run)
             report.dropped += 1
         else:
             self._repair(run, etag, action, now, report, chain_lost=False)
@@ -168,7 +176,7 @@ class Watchdog:
         """A QUEUED run whose release never came: launch it once nothing blocks it."""
         ctx = self.ctx
         job = ctx.job(run.tenant, run.job_id)
-        recent = ctx.runs.recent(run.shard, run.tenant, run.job_id)
+        recent = ctx.run_repository.recent(run.shard, run.tenant, run.job_id)
         others = [r for r, _ in recent if r.run_key != run.run_key]
         blocked = job is not None and overlap_verdict(job.definition.overlap, others) is not OverlapVerdict.GO
         if blocked:
@@ -231,6 +239,38 @@ class Watchdog:
         metrics.repairs.add(1, {"state": "given_up"})
         log.error("gave up on a run: %s", reason, extra={"job_id": run.job_id, "run_key": run.run_key})
 
+    # -- due rows --------------------------------------------------------------------------------------
+
+    def restore_due_rows(self, now: datetime, report: WatchReport) -> None:
+        """Jobs the tick has not advanced although their time passed: their due row is missing
+        (removed by hand, or lost by older code). Read from each tenant's next-fire index, so a pass
+        costs one query per tenant plus what is broken, not a read of every job."""
+        ctx = self.ctx
+        before = now - ctx.settings.watch.grace
+        try:
+            tenants = ctx.job_repository.tenants()
+        except ExternalError as err:
+            report.errors += 1
+            log.warning("could not list the tenants: %s", err.detail)
+            return
+        for tenant in tenants:
+            try:
+                report.due_rows_restored += self._restore_tenant(tenant, before)
+            except ExternalError as err:
+                report.errors += 1
+                log.warning("could not check the due rows of tenant %s: %s", tenant, err.detail)
+
+    def _restore_tenant(self, tenant: str, before: datetime) -> int:
+        restored = 0
+        for job in self.ctx.job_repository.overdue(tenant, before):
+            entry = self.ctx.due_index.entry(job)
+            if entry is None or self.ctx.due_index.exists(entry):
+                continue  # not due-indexed (paused), or the tick is merely behind
+            self.ctx.due_index.put(entry)
+            restored += 1
+            log.warning("restored a missing due row", extra={"tenant": tenant, "job_id": job.id})
+        return restored
+
     # -- dead letters ----------------------------------------------------------------------------------
 
     def _drain_dead_letters(self, report: WatchReport) -> None:
@@ -253,9 +293,9 @@ class Watchdog:
             log.error("dead letter that names no run: %s", letter.message_id)
             return
         ctx = self.ctx
-        shard = ref.shard or ctx.due.new_shard(ref.job_id)
+        shard = ref.shard or ctx.due_index.new_shard(ref.job_id)
         try:
-            run, etag = ctx.runs.get(shard, ref.tenant, ref.job_id, ref.run_key)
+            run, etag = ctx.run_repository.get(shard, ref.tenant, ref.job_id, ref.run_key)
         except NotFound:
             return
         if run.state.is_terminal or run.attempt != ref.attempt:

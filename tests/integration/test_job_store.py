@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from shared.adapters.job_store import SORTS, JobQuery, JobStore
+from shared.adapters.jobs_table import SORTS, JobsTable
 from shared.domain.audit import audit_entry
 from shared.domain.errors import ConcurrencyConflict, InvalidInput, NotFound
 from shared.domain.ids import new_id
 from shared.domain.job import Actor, Job, JobDefinition
+from shared.services.ports import JobQuery
 from tests.conftest import TableFactory
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -37,41 +38,41 @@ def make_job(name: str, *, tenant: str = "team-a", created: datetime = NOW, **ov
 
 
 @pytest.fixture
-def store(table_factory: TableFactory) -> JobStore:
-    return JobStore(table_factory("jobs"))
+def store(table_factory: TableFactory) -> JobsTable:
+    return JobsTable(table_factory("jobs"))
 
 
-def add(store: JobStore, job: Job) -> Job:
+def add(store: JobsTable, job: Job) -> Job:
     store.add(job, audit_entry("create", None, job, ALICE, job.created_at))
     return job
 
 
-def names(store: JobStore, tenant: str = "team-a", **query: Any) -> list[str]:
-    return [s.name for s in store.list(tenant, JobQuery(**query)).items]
+def names(store: JobsTable, tenant: str = "team-a", **query: Any) -> list[str]:
+    return [s.name for s in store.find(tenant, JobQuery(**query)).items]
 
 
-def test_a_job_round_trips_exactly(store: JobStore) -> None:
+def test_a_job_round_trips_exactly(store: JobsTable) -> None:
     job = add(store, make_job("churn", description="d", tags=["a", "b"], timeout="PT2H"))
     got, etag = store.get("team-a", job.id)
     assert got == job and etag
 
 
-def test_another_tenant_cannot_read_the_job(store: JobStore) -> None:
+def test_another_tenant_cannot_read_the_job(store: JobsTable) -> None:
     job = add(store, make_job("churn"))
     with pytest.raises(NotFound):
         store.get("team-b", job.id)
     assert store.locate(job.id) == "team-a"
-    assert store.list("team-b", JobQuery()).items == []
+    assert store.find("team-b", JobQuery()).items == []
 
 
-def test_rows_that_are_not_jobs_are_not_found(store: JobStore) -> None:
+def test_rows_that_are_not_jobs_are_not_found(store: JobsTable) -> None:
     job = add(store, make_job("churn"))
     with pytest.raises(NotFound):
         store.get("team-a", f"~a~{job.id}~999999998")
 
 
 @pytest.mark.parametrize("sort", list(SORTS))
-def test_every_sort_order_is_served_by_its_index(store: JobStore, sort: str) -> None:
+def test_every_sort_order_is_served_by_its_index(store: JobsTable, sort: str) -> None:
     rng = random.Random(7)
     words = ["beta", "Alpha", "gamma", "alpha2", "Émile", "zeta", "ab", "abc", "a"]
     jobs = []
@@ -104,14 +105,14 @@ def test_every_sort_order_is_served_by_its_index(store: JobStore, sort: str) -> 
         )
 
 
-def test_paging_visits_every_job_once_in_order(store: JobStore) -> None:
+def test_paging_visits_every_job_once_in_order(store: JobsTable) -> None:
     for i in range(23):
         add(store, make_job(f"job-{i:02d}", created=NOW + timedelta(seconds=i)))
     seen: list[str] = []
     token = None
     pages = 0
     while True:
-        page = store.list("team-a", JobQuery(sort="name", limit=5, continuation=token))
+        page = store.find("team-a", JobQuery(sort="name", limit=5, continuation=token))
         seen += [s.name for s in page.items]
         pages += 1
         token = page.continuation
@@ -121,14 +122,14 @@ def test_paging_visits_every_job_once_in_order(store: JobStore) -> None:
     assert pages == 5
 
 
-def test_an_exactly_full_last_page_has_no_continuation(store: JobStore) -> None:
+def test_an_exactly_full_last_page_has_no_continuation(store: JobsTable) -> None:
     for i in range(4):
         add(store, make_job(f"j{i}"))
-    page = store.list("team-a", JobQuery(limit=4))
+    page = store.find("team-a", JobQuery(limit=4))
     assert len(page.items) == 4 and page.continuation is None
 
 
-def test_filters_by_type_status_tag_and_text(store: JobStore) -> None:
+def test_filters_by_type_status_tag_and_text(store: JobsTable) -> None:
     add(store, make_job("train-churn", tags=["churn"], description="Nightly model"))
     add(store, make_job("etl-sales", job_type="data_processing", tags=["sales"]))
     paused = make_job("etl-churn", job_type="data_processing", tags=["churn"])
@@ -151,7 +152,7 @@ def test_filters_by_type_status_tag_and_text(store: JobStore) -> None:
         "ACTIVE' or status ne '",
     ],
 )
-def test_filter_values_are_data_not_odata(store: JobStore, hostile: str) -> None:
+def test_filter_values_are_data_not_odata(store: JobsTable, hostile: str) -> None:
     add(store, make_job("one"))
     add(store, make_job("two", tenant="team-b"))
     assert names(store, job_type=hostile) == []
@@ -161,7 +162,7 @@ def test_filter_values_are_data_not_odata(store: JobStore, hostile: str) -> None
     assert names(store, tenant=hostile) == []
 
 
-def test_saving_moves_the_index_rows_with_the_job(store: JobStore) -> None:
+def test_saving_moves_the_index_rows_with_the_job(store: JobsTable) -> None:
     job = add(store, make_job("old-name"))
     _, etag = store.get("team-a", job.id)
     edited = job.edited(
@@ -174,7 +175,7 @@ def test_saving_moves_the_index_rows_with_the_job(store: JobStore) -> None:
     assert len(rows) == 1 + len(SORTS) + 2  # job, one index row per sort, two audit rows
 
 
-def test_a_stale_etag_writes_nothing(store: JobStore) -> None:
+def test_a_stale_etag_writes_nothing(store: JobsTable) -> None:
     job = add(store, make_job("churn"))
     _, etag = store.get("team-a", job.id)
     first = job.paused(ALICE, NOW)
@@ -187,7 +188,7 @@ def test_a_stale_etag_writes_nothing(store: JobStore) -> None:
     assert store.get("team-a", job.id)[0].definition.name == "churn"
 
 
-def test_the_audit_trail_is_newest_first_and_pages(store: JobStore) -> None:
+def test_the_audit_trail_is_newest_first_and_pages(store: JobsTable) -> None:
     job = add(store, make_job("churn"))
     current = job
     for i in range(4):
@@ -203,14 +204,14 @@ def test_the_audit_trail_is_newest_first_and_pages(store: JobStore) -> None:
     assert [e.action for e in rest.items] == ["pause", "create"] and rest.continuation is None
 
 
-def test_a_forged_continuation_token_is_refused(store: JobStore) -> None:
+def test_a_forged_continuation_token_is_refused(store: JobsTable) -> None:
     add(store, make_job("a"))
     for token in ["garbage", "eyJzIjoibmFtZSIsImsiOiJ-YX4ifQ"]:
         with pytest.raises(InvalidInput):
-            store.list("team-a", JobQuery(sort="name", continuation=token))
-    page = store.list("team-a", JobQuery(sort="name", limit=1))
+            store.find("team-a", JobQuery(sort="name", continuation=token))
+    page = store.find("team-a", JobQuery(sort="name", limit=1))
     add(store, make_job("b"))
-    token = store.list("team-a", JobQuery(sort="name", limit=1)).continuation
+    token = store.find("team-a", JobQuery(sort="name", limit=1)).continuation
     with pytest.raises(InvalidInput):
-        store.list("team-a", JobQuery(sort="-name", continuation=token))
+        store.find("team-a", JobQuery(sort="-name", continuation=token))
     assert page.items

@@ -74,7 +74,7 @@ def _save_fault(name: str, state: RunState, *, after: bool) -> Fault:
     fault = Fault(name, lambda w: None)
 
     def arm(w: World) -> None:
-        table = w.s.runs_table
+        table = w.s.run_repository
         original = table.save
         fired: list[bool] = []
 

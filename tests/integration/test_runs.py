@@ -48,7 +48,7 @@ def test_a_redelivered_launch_reattaches_and_never_starts_a_second_run(w: World,
     job = w.job()
     w.fire()
     (launch,) = w.broker.receive()
-    original = w.s.runs_table.save
+    original = w.s.run_repository.save
     calls = {"n": 0}
 
     def crash_once(before: Any, etag: str, after: Any) -> str:
@@ -57,10 +57,10 @@ def test_a_redelivered_launch_reattaches_and_never_starts_a_second_run(w: World,
             raise RuntimeError("crash after the Databricks call, before the run row is saved")
         return original(before, etag, after)
 
-    monkeypatch.setattr(w.s.runs_table, "save", crash_once)
+    monkeypatch.setattr(w.s.run_repository, "save", crash_once)
     with pytest.raises(RuntimeError):
         w.s.inbox.launch(incoming(launch))
-    monkeypatch.setattr(w.s.runs_table, "save", original)
+    monkeypatch.setattr(w.s.run_repository, "save", original)
     assert w.s.inbox.launch(incoming(launch)).action == "launched"
     assert w.s.inbox.launch(incoming(launch)).action == "redone"  # sends its first poll again, same id
     token = idempotency_token(w.run(job).run_key, 1, job.id)
@@ -104,7 +104,7 @@ def test_a_successful_run_is_noted_on_the_job(w: World) -> None:
     w.deliver(until=w.clock.now() + timedelta(minutes=3))
     run = w.run(job)
     assert run.state is RunState.SUCCEEDED and run.attempts[0].result is AttemptResult.SUCCEEDED
-    assert w.s.jobs.get("team-a", job.id).last_run_state == "SUCCEEDED"
+    assert w.s.job_service.get("team-a", job.id).last_run_state == "SUCCEEDED"
 
 
 RETRIES = [
@@ -258,7 +258,7 @@ def test_run_now_and_cancelling_the_job_cancels_its_active_runs(w: World) -> Non
     assert run.trigger.value == "manual" and run.run_key.startswith("m-")
     w.deliver(until=w.clock.now())
     assert w.run(job).state is RunState.RUNNING
-    cancelled = w.s.jobs.cancel("team-a", job.id, ALICE)
+    cancelled = w.s.job_service.cancel("team-a", job.id, ALICE)
     (stopped,) = w.s.run_commands.cancel_active(cancelled, "job cancelled")
     assert stopped.state is RunState.CANCELLED and w.fake.calls["cancel"] == 1
 
@@ -320,7 +320,7 @@ def test_a_timed_out_attempt_stays_timed_out_when_the_write_after_the_cancel_fai
 ) -> None:
     w.fake.outcomes.extend([FakeOutcome.HANG, FakeOutcome.SUCCESS])
     job = w.job(timeout="PT1M", retry={"max_attempts": 2, "initial_delay": "PT10S", "retry_on_timeout": True})
-    original = w.s.runs_table.save
+    original = w.s.run_repository.save
     failed: list[bool] = []
 
     def save(before: Any, etag: str, after: Any) -> str:
@@ -329,9 +329,30 @@ def test_a_timed_out_attempt_stays_timed_out_when_the_write_after_the_cancel_fai
             raise RuntimeError("storage unavailable after the cancel reached Databricks")
         return original(before, etag, after)
 
-    monkeypatch.setattr(w.s.runs_table, "save", save)
+    monkeypatch.setattr(w.s.run_repository, "save", save)
     w.fire()
     w.deliver(until=w.clock.now() + timedelta(minutes=10))
     run = w.run(job)
     assert failed and run.state is RunState.SUCCEEDED
     assert [a.result for a in run.attempts] == [AttemptResult.TIMED_OUT, AttemptResult.SUCCEEDED]
+
+
+def test_a_databricks_state_nobody_mapped_fails_the_run_for_a_person_to_look_at(
+    w: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.adapters.databricks import UnknownRunState
+
+    w.fake.outcomes.append(FakeOutcome.HANG)
+    job = w.job(retry={"max_attempts": 3})
+
+    def unknown(run_id: int) -> Any:
+        raise UnknownRunState("unknown Databricks run status 'HIBERNATING'")
+
+    w.fire()
+    w.deliver(until=w.clock.now())
+    monkeypatch.setattr(w.fake, "get_run", unknown)
+    w.deliver(until=w.clock.now() + timedelta(minutes=1))
+    run = w.run(job)
+    assert run.state is RunState.FAILED and len(run.attempts) == 1  # never retried: it would not help
+    assert run.attempts[0].failure is FailureKind.UNKNOWN_STATE and "HIBERNATING" in (run.reason or "")
+    assert w.fake.calls["cancel"] == 1  # nothing runs unwatched

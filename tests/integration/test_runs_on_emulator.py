@@ -74,7 +74,7 @@ def test_a_duplicate_launch_and_a_crash_after_the_call_still_start_one_databrick
 ) -> None:
     job = w.long_job()
     (launch,) = w.fire_minute(1)
-    original = w.s.runs_table.save
+    original = w.s.run_repository.save
     crashed: list[bool] = []
 
     def crash_once(before: Any, etag: str, after: Any) -> str:
@@ -83,11 +83,11 @@ def test_a_duplicate_launch_and_a_crash_after_the_call_still_start_one_databrick
             raise RuntimeError("the process died after Databricks accepted the run")
         return original(before, etag, after)
 
-    monkeypatch.setattr(w.s.runs_table, "save", crash_once)
+    monkeypatch.setattr(w.s.run_repository, "save", crash_once)
     message = Incoming(launch.message_id, launch.body, 1)
     with pytest.raises(RuntimeError):
         w.s.inbox.launch(message)
-    monkeypatch.setattr(w.s.runs_table, "save", original)
+    monkeypatch.setattr(w.s.run_repository, "save", original)
     again = Incoming(launch.message_id, launch.body, 2)
     outcomes = [w.s.inbox.launch(again).action for _ in range(2)]  # redelivery + duplicate
     assert outcomes == ["launched", "redone"]

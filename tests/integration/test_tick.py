@@ -16,11 +16,12 @@ import pytest
 
 from shared.adapters.databricks import idempotency_token
 from shared.adapters.memory_table import InMemoryTable
-from shared.adapters.runs_table import WatchHint
+from shared.adapters.runs_table import hint_key
 from shared.adapters.table import Write
 from shared.domain.clock import FixedClock
 from shared.domain.job import Job, JobStatus
 from shared.domain.run import RunState
+from shared.services.ports import WatchHint
 from shared.services.run_context import Outcome
 from tests import world as harness
 from tests.conftest import TableFactory
@@ -44,7 +45,7 @@ class World(harness.World):
         return self.job(**body)
 
     def job_now(self, job: Job) -> Job:
-        return self.s.jobs.get("team-a", job.id)
+        return self.s.job_service.get("team-a", job.id)
 
     def rows(self, prefix: str) -> list[str]:
         return [r.rk for r in self.s.tables.runs.query(None) if r.rk.startswith(prefix)]
@@ -97,7 +98,7 @@ def test_a_due_job_gets_one_run_and_one_message_scheduled_for_its_time(world: Wo
     # its launch is its intent, and the watchdog looks at it two minutes after its time
     assert run.intent is not None and run.intent.message_id == message.message_id
     assert run.watch_at == fire + timedelta(minutes=2)
-    assert world.hints() == [WatchHint.of(run).rk]
+    assert world.hints() == [hint_key(WatchHint.of(run))]
 
 
 def test_a_second_tick_at_the_same_time_does_nothing_new(world: World) -> None:
@@ -119,9 +120,9 @@ class Crash(Exception):
 
 
 CRASH_POINTS = [
-    pytest.param("runs_table.record_fire", id="after-the-runs-and-due-row"),
+    pytest.param("run_repository.record_fire", id="after-the-runs-and-due-row"),
     pytest.param("sender.send", id="after-the-send"),
-    pytest.param("job_store.save", id="after-the-job-update"),
+    pytest.param("job_repository.save", id="after-the-job-update"),
 ]
 
 
@@ -198,7 +199,9 @@ def test_a_launch_for_an_edited_job_is_superseded(world: World) -> None:
     job = world.create()
     world.clock.set(datetime(2026, 6, 1, 12, 4, 0, tzinfo=UTC))
     world.s.ticker.tick()
-    world.s.jobs.update("team-a", job.id, ALICE, job.definition.model_copy(update={"description": "v2"}))
+    world.s.job_service.update(
+        "team-a", job.id, ALICE, job.definition.model_copy(update={"description": "v2"})
+    )
     world.clock.set(datetime(2026, 6, 1, 12, 5, 0, tzinfo=UTC))
     (outcome,) = world.deliver_all()
     assert outcome.action == "skipped" and outcome.run.reason == "superseded"
@@ -209,7 +212,7 @@ def test_a_launch_for_a_paused_or_cancelled_job_is_skipped(world: World, change:
     job = world.create()
     world.clock.set(datetime(2026, 6, 1, 12, 4, 0, tzinfo=UTC))
     world.s.ticker.tick()
-    getattr(world.s.jobs, change)("team-a", job.id, ALICE)
+    getattr(world.s.job_service, change)("team-a", job.id, ALICE)
     world.clock.set(datetime(2026, 6, 1, 12, 5, 0, tzinfo=UTC))
     (outcome,) = world.deliver_all()
     assert outcome.run.state is RunState.SKIPPED and outcome.run.reason == reason
@@ -261,7 +264,7 @@ def test_a_paused_job_creates_no_runs_unless_it_records_skips(world: World) -> N
     quiet = world.create(name="quiet")
     noted = world.create(name="noted", record_skipped_while_paused=True)
     for job in (quiet, noted):
-        world.s.jobs.pause("team-a", job.id, ALICE)
+        world.s.job_service.pause("team-a", job.id, ALICE)
     world.clock.set(datetime(2026, 6, 1, 12, 16, 0, tzinfo=UTC))
     world.s.ticker.tick()
     assert world.runs(quiet) == []
@@ -271,9 +274,9 @@ def test_a_paused_job_creates_no_runs_unless_it_records_skips(world: World) -> N
 
 def test_a_stale_due_row_of_a_cancelled_job_is_dropped(world: World) -> None:
     job = world.create()
-    entry = world.s.due.entry(world.job_now(job))
-    world.s.jobs.cancel("team-a", job.id, ALICE)
-    world.s.due.put(entry)  # as if the cancel crashed before deleting it
+    entry = world.s.due_index.entry(world.job_now(job))
+    world.s.job_service.cancel("team-a", job.id, ALICE)
+    world.s.due_index.put(entry)  # as if the cancel crashed before deleting it
     world.clock.set(datetime(2026, 6, 1, 12, 4, 0, tzinfo=UTC))
     report = world.s.ticker.tick()
     assert report.stale_rows == 1 and world.due_rows() == [] and world.runs(job) == []
@@ -353,8 +356,21 @@ def test_the_watchdog_drops_a_hint_whose_run_moved_on(world: World) -> None:
     world.deliver_all()
     run = world.runs(job)[0]
     stale = WatchHint(run.shard, datetime(2026, 6, 1, 12, 7, tzinfo=UTC), "team-a", job.id, run.run_key)
-    world.s.tables.runs.write(run.shard, [Write("upsert", stale.rk, {})])  # as if left by a crash
+    world.s.tables.runs.write(run.shard, [Write("upsert", hint_key(stale), {})])  # as if left by a crash
     world.clock.set(datetime(2026, 6, 1, 12, 20, 0, tzinfo=UTC))
     report = world.s.watchdog.run_once()
-    assert report.dropped == 1 and stale.rk not in world.hints()
+    assert report.dropped == 1 and hint_key(stale) not in world.hints()
     assert world.runs(job)[0].state is RunState.RUNNING
+
+
+def test_the_watchdog_restores_a_missing_due_row_from_the_next_fire_index(world: World) -> None:
+    jobs = [world.create(name=f"j{i}") for i in range(5)]
+    paused = world.create(name="paused")
+    world.s.job_service.pause("team-a", paused.id, ALICE)
+    victim = world.job_now(jobs[2])
+    world.s.due_index.remove(world.s.due_index.entry(victim))  # type: ignore[arg-type]
+    world.run_until(datetime(2026, 6, 1, 12, 16, tzinfo=UTC))
+    runs = world.runs(jobs[2])
+    assert [r.scheduled_for.minute for r in runs][:2] == [5, 10]  # missed at 12:05, caught up, then on time
+    assert len(world.due_rows()) == 5  # the paused job has none, and none was made for it
+    assert all(len(world.runs(j)) == 3 for j in jobs if j.id != victim.id)

@@ -3,8 +3,15 @@
 Table Storage sorts by row key only and cannot search, so each job keeps, beside
 its own row, one *index row* per sort order the API offers (name, next fire
 time, created, updated; each ascending and descending). An index row's key
-encodes the sort value and carries the job's summary, so a page of any sort is
-one range query, and a filter on type or status is a server-side `eq` on it.
+encodes the sort value and carries the job's *cold* summary (what changes only
+when someone edits, pauses or cancels the job), so a page of any sort is one
+range query, and a filter on type, status or tag is a server-side `eq` on it.
+
+Hot fields (`next_fire_at`, `last_run_*`), which change at every fire and run
+end, live on the job row only: a page reads them from the job rows of the jobs
+it shows (point reads, in parallel). Only the next-fire index rows move when a
+job fires, because their key is the next fire time; they are also what the
+reconcile reads to find jobs the tick has not advanced.
 
 The job row, its index rows and the audit row of a change are written in one
 entity-group transaction (same partition), conditioned on the job row's ETag:
@@ -15,21 +22,27 @@ Row keys in a tenant partition:
     {job id}                                   the job (ULIDs sort before "~")
     ~i{sort code}~{sort key}{job id}           index rows, e.g. ~in+~6e69676874...!01J...
     ~a~{job id}~{999999999 - revision}         audit rows, newest first
+
+and, in partition `~tenants`, one row per tenant that ever had a job.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
+from shared.adapters.row_schema import JOB_VERSION, known, upgraded
 from shared.adapters.table import Row, Table, Value, Write
 from shared.domain.errors import InvalidInput, NotFound
-from shared.domain.job import AuditEntry, Job, JobSummary
+from shared.domain.job import AuditEntry, Job, JobDefinition, JobSummary
+from shared.services.ports import JobQuery, Page
 
 _NAME_KEY_BYTES = 64  # names sharing a longer prefix sort by id after it
 _MAX_MS = 10**13 - 1
@@ -73,24 +86,13 @@ SORTS: dict[str, Sort] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class JobQuery:
-    sort: str = "-created_at"
-    job_type: str | None = None
-    status: str | None = None
-    tag: str | None = None
-    text: str | None = None
-    limit: int = 50
-    continuation: str | None = None
-
-
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class Page(Generic[T]):
-    items: list[T]
-    continuation: str | None
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    """Point reads for a page's hot fields go in parallel: a page costs two round trips, not 50."""
+    return ThreadPoolExecutor(8, thread_name_prefix="job-page")
 
 
 def encode_token(scope: str, rk: str) -> str:
@@ -132,25 +134,33 @@ def page_of(rows: Iterable[Row], limit: int, scope: str, convert: Callable[[Row]
     return Page(items, None)
 
 
+_HOT = ("next_fire_at", "last_run_state", "last_run_at")  # on the job row only
+_TENANTS = "~tenants"
+_HOT_COLUMNS = [*_HOT, "next_fire_dst"]
+
+
 def _summary_props(s: JobSummary) -> dict[str, Value]:
-    data = s.model_dump(mode="json", exclude_none=True)
+    data = s.model_dump(mode="json", exclude_none=True, exclude=set(_HOT))
     data["schedule"] = json.dumps(data["schedule"], separators=(",", ":"))
     data["tags"] = json.dumps(data["tags"], separators=(",", ":"))
     data.update({tag_property(tag): True for tag in s.tags})
     return data
 
 
-def _summary(row: Row) -> JobSummary:
-    data: dict[str, Any] = dict(row.data)
+def _summary(row: Row, hot: Mapping[str, Value] | None = None) -> JobSummary:
+    data: dict[str, Any] = {k: v for k, v in row.data.items() if not k.startswith("t_")}
     data["schedule"] = json.loads(str(data["schedule"]))
     data["tags"] = json.loads(str(data["tags"]))
-    return JobSummary.model_validate(data)
+    data.update({k: v for k, v in (hot or {}).items() if k in _HOT})
+    return JobSummary.model_validate(known(JobSummary, data))
 
 
 def job_props(job: Job) -> dict[str, Value]:
     """The job row's properties (the inverse of `job_from_row`)."""
     props = _summary_props(JobSummary.of(job))
+    props.update({k: v for k, v in job.model_dump(mode="json", include=set(_HOT)).items() if v is not None})
     props.update(
+        schema_version=JOB_VERSION,
         definition=job.definition.model_dump_json(),
         revision=job.revision,
         created_by=job.created_by.model_dump_json(),
@@ -164,13 +174,15 @@ def job_props(job: Job) -> dict[str, Value]:
 
 
 def job_from_row(row: Row) -> Job:
-    d = row.data
+    """A job row as this release reads it: upgraded, and lenient about fields it does not know."""
+    d = upgraded("job", row.data)
+    definition = known(JobDefinition, json.loads(str(d["definition"])))
     return Job.model_validate(
         {
             "id": row.rk,
             "tenant": row.pk,
             "shard": d.get("shard") or "",
-            "definition": json.loads(str(d["definition"])),
+            "definition": definition,
             "status": d["status"],
             "next_fire_at": d.get("next_fire_at"),
             "next_fire_dst": d.get("next_fire_dst"),
@@ -214,10 +226,10 @@ def _audit(row: Row) -> AuditEntry:
     d = dict(row.data)
     d["actor"] = json.loads(str(d["actor"]))
     d["changes"] = json.loads(str(d["changes"]))
-    return AuditEntry.model_validate(d)
+    return AuditEntry.model_validate(known(AuditEntry, d))
 
 
-class JobStore:
+class JobsTable:
     def __init__(self, table: Table) -> None:
         self.table = table
 
@@ -225,7 +237,10 @@ class JobStore:
         """The job and the ETag to write it back with."""
         if job_id.startswith("~"):
             raise NotFound(f"job {job_id} not found")
-        row = self.table.get(tenant, job_id)
+        try:
+            row = self.table.get(tenant, job_id)
+        except NotFound:
+            raise NotFound(f"job {job_id} not found") from None
         return job_from_row(row), row.etag
 
     def locate(self, job_id: str) -> str | None:
@@ -236,10 +251,26 @@ class JobStore:
 
     def add(self, job: Job, audit: AuditEntry) -> None:
         """Insert a new job with its index rows and its first audit row, atomically."""
+        self.table.write(_TENANTS, [Write("upsert", job.tenant)])  # first: so no tenant goes unlisted
         writes = [Write("insert", job.id, job_props(job))]
         writes += [Write("upsert", rk, props) for rk, props in _index_rows(job).items()]
         writes.append(_audit_write(audit))
         self.table.write(job.tenant, writes)
+
+    def tenants(self) -> list[str]:
+        return [row.rk for row in self.table.query(_TENANTS, select=[])]
+
+    def overdue(self, tenant: str, before: datetime) -> list[Job]:
+        code = SORTS["next_fire_at"].code
+        rows = self.table.query(tenant, rk_ge=f"~i{code}~", rk_lt=f"~i{code}~{_time_asc(before)}", select=[])
+        ids = [row.rk[-26:] for row in rows]
+        jobs = []
+        for job_id in ids:
+            try:
+                jobs.append(self.get(tenant, job_id)[0])
+            except NotFound:
+                continue  # deleted meanwhile
+        return jobs
 
     def save(self, before: Job, etag: str, after: Job, audit: AuditEntry | None) -> None:
         """Replace `before` (read with `etag`) by `after`, moving index rows as their keys change.
@@ -254,7 +285,7 @@ class JobStore:
             writes.append(_audit_write(audit))
         self.table.write(after.tenant, writes)
 
-    def list(self, tenant: str, query: JobQuery) -> Page[JobSummary]:
+    def find(self, tenant: str, query: JobQuery) -> Page[JobSummary]:
         sort = SORTS[query.sort]
         prefix, end = f"~i{sort.code}~", f"~i{sort.code}~~"
         after = decode_token(query.sort, query.continuation) if query.continuation else None
@@ -277,20 +308,31 @@ class JobStore:
         return self._page(query, rows, filtered)
 
     def _page(self, query: JobQuery, rows: Iterator[Row], filtered: bool) -> Page[JobSummary]:
-        items: list[JobSummary] = []
+        """Up to `limit` matching index rows and where to go on; then their hot fields, joined."""
+        found: list[Row] = []
         last = ""
+        token: str | None = None
         for scanned, row in enumerate(rows, start=1):
-            summary = _summary(row)
-            wanted = not query.text or summary.matches(query.text)
-            if wanted:
-                if len(items) == query.limit:
-                    return Page(items, encode_token(query.sort, last))
-                items.append(summary)
+            if not query.text or _summary(row).matches(query.text):
+                if len(found) == query.limit:
+                    token = encode_token(query.sort, last)
+                    break
+                found.append(row)
             last = row.rk
             if filtered and scanned >= _SCAN_BUDGET:
                 # Bounded work per request: hand back what matched so far and where to go on.
-                return Page(items, encode_token(query.sort, last))
-        return Page(items, None)
+                token = encode_token(query.sort, last)
+                break
+        tenant = found[0].pk if found else ""
+        hot = _pool().map(lambda row: self._hot(tenant, row.rk[-26:]), found)
+        return Page([_summary(row, h) for row, h in zip(found, hot, strict=True)], token)
+
+    def _hot(self, tenant: str, job_id: str) -> Mapping[str, Value]:
+        """The fields a list shows that change too often to copy into index rows."""
+        try:
+            return self.table.get(tenant, job_id, select=_HOT_COLUMNS).data
+        except NotFound:
+            return {}
 
     def audit_trail(self, tenant: str, job_id: str, limit: int, continuation: str | None) -> Page[AuditEntry]:
         prefix, end = f"~a~{job_id}~", f"~a~{job_id}~~"

@@ -13,8 +13,6 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from shared.adapters.job_store import JobQuery, JobStore, Page
-from shared.adapters.runs_table import DueIndex, RunsTable
 from shared.domain.audit import audit_entry
 from shared.domain.clock import Clock
 from shared.domain.errors import InvalidSchedule, PreconditionFailed
@@ -23,6 +21,7 @@ from shared.domain.job import Actor, AuditEntry, Job, JobDefinition, JobStatus, 
 from shared.domain.run import Run
 from shared.domain.schedule import FireTime, ScheduleSpec
 from shared.services.conflicts import until_saved
+from shared.services.ports import DueIndex, JobQuery, JobRepository, Page, RunRepository
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +40,13 @@ def _no_fire_time(spec: ScheduleSpec, now: datetime) -> InvalidSchedule:
 
 
 class JobService:
-    def __init__(self, store: JobStore, due: DueIndex, clock: Clock, runs: RunsTable) -> None:
-        self.store = store
-        self.due = due
+    def __init__(
+        self, repository: JobRepository, due_index: DueIndex, clock: Clock, run_repository: RunRepository
+    ) -> None:
+        self.repository = repository
+        self.due_index = due_index
         self.clock = clock
-        self.runs = runs
+        self.run_repository = run_repository
 
     def create(self, tenant: str, actor: Actor, definition: JobDefinition) -> Job:
         now = self.clock.now()
@@ -56,38 +57,40 @@ class JobService:
             definition=definition,
             actor=actor,
             now=now,
-            shard=self.due.new_shard(job_id),
+            shard=self.due_index.new_shard(job_id),
         )
         if job.next_fire_at is None:
             raise _no_fire_time(definition.schedule, now)
-        entry = self.due.entry(job)
+        entry = self.due_index.entry(job)
         if entry is not None:
-            self.due.put(entry)  # first: a crash after it leaves a stale row, never a missing one
-        self.store.add(job, audit_entry("create", None, job, actor, now))
+            self.due_index.put(entry)  # first: a crash after it leaves a stale row, never a missing one
+        self.repository.add(job, audit_entry("create", None, job, actor, now))
         log.info("job created", extra={"tenant": tenant, "job_id": job.id})
         return job
 
     def get(self, tenant: str, job_id: str) -> Job:
-        return self.store.get(tenant, job_id)[0]
+        return self.repository.get(tenant, job_id)[0]
 
     def list_jobs(self, tenant: str, query: JobQuery) -> Page[JobSummary]:
-        return self.store.list(tenant, query)
+        return self.repository.find(tenant, query)
 
     def audit(self, tenant: str, job_id: str, limit: int, continuation: str | None) -> Page[AuditEntry]:
-        self.store.get(tenant, job_id)  # 404 for a job that does not exist
-        return self.store.audit_trail(tenant, job_id, limit, continuation)
+        self.repository.get(tenant, job_id)  # 404 for a job that does not exist
+        return self.repository.audit_trail(tenant, job_id, limit, continuation)
 
     def job_runs(
         self, tenant: str, job_id: str, state: str | None, limit: int, continuation: str | None
     ) -> Page[Run]:
         """The job's runs, newest first (404 for a job that does not exist)."""
         job = self.get(tenant, job_id)
-        shard = self.due.shard_for(job)
-        return self.runs.history(shard, tenant, job_id, state=state, limit=limit, continuation=continuation)
+        shard = self.due_index.shard_for(job)
+        return self.run_repository.history(
+            shard, tenant, job_id, state=state, limit=limit, continuation=continuation
+        )
 
     def run(self, tenant: str, job_id: str, run_key: str) -> Run:
         job = self.get(tenant, job_id)
-        return self.runs.get(self.due.shard_for(job), tenant, job_id, run_key)[0]
+        return self.run_repository.get(self.due_index.shard_for(job), tenant, job_id, run_key)[0]
 
     def update(
         self,
@@ -132,7 +135,7 @@ class JobService:
         self, tenant: str, job_id: str, actor: Actor, action: str, apply: Callable[[Job, datetime], Job]
     ) -> Job:
         def attempt() -> Job:
-            before, etag = self.store.get(tenant, job_id)
+            before, etag = self.repository.get(tenant, job_id)
             now = self.clock.now()
             after = apply(before, now)
             self._commit(before, etag, after, audit_entry(action, before, after, actor, now))
@@ -144,9 +147,9 @@ class JobService:
 
     def _commit(self, before: Job, etag: str, after: Job, audit: AuditEntry) -> None:
         """Save the job, keeping the due index a superset of what is due (see due_index.py)."""
-        old, new = self.due.entry(before), self.due.entry(after)
+        old, new = self.due_index.entry(before), self.due_index.entry(after)
         if new is not None and new != old:
-            self.due.put(new)
-        self.store.save(before, etag, after, audit)
+            self.due_index.put(new)
+        self.repository.save(before, etag, after, audit)
         if old is not None and old != new:
-            self.due.remove(old)
+            self.due_index.remove(old)

@@ -1,0 +1,164 @@
+"""The ports the services talk to: where jobs and runs are kept, and the indexes over them.
+
+The Table Storage adapters implement them (`shared/adapters/jobs_table.py`, `runs_table.py`);
+the tests run the same adapters on an in-memory table, and one contract suite holds both to the
+same behaviour. The values here are what crosses a port: no storage key ever does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, Protocol, TypeVar
+
+from shared.domain.job import AuditEntry, Job, JobSummary
+from shared.domain.run import Run
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    continuation: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobQuery:
+    sort: str = "-created_at"
+    job_type: str | None = None
+    status: str | None = None
+    tag: str | None = None
+    text: str | None = None
+    limit: int = 50
+    continuation: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DueEntry:
+    """ "Visit this job at `fire_at`": the tick's index entry of one job."""
+
+    shard: str
+    fire_at: datetime
+    tenant: str
+    job_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class WatchHint:
+    """ "Look at this run at `at`": the index entry behind a run's `watch_at`."""
+
+    shard: str
+    at: datetime
+    tenant: str
+    job_id: str
+    run_key: str
+
+    @classmethod
+    def of(cls, run: Run) -> WatchHint | None:
+        if run.watch_at is None:
+            return None
+        return cls(run.shard, run.watch_at, run.tenant, run.job_id, run.run_key)
+
+
+class JobRepository(Protocol):
+    def get(self, tenant: str, job_id: str) -> tuple[Job, str]:
+        """The job and the ETag to save it back with; NotFound if there is none."""
+        ...
+
+    def locate(self, job_id: str) -> str | None:
+        """The tenant that owns `job_id` (a cross-partition lookup: for admins only)."""
+        ...
+
+    def add(self, job: Job, audit: AuditEntry) -> None:
+        """Insert a new job and its first audit entry, atomically."""
+        ...
+
+    def save(self, before: Job, etag: str, after: Job, audit: AuditEntry | None) -> None:
+        """Replace `before` (read with `etag`) by `after`; ConcurrencyConflict if it changed since."""
+        ...
+
+    def find(self, tenant: str, query: JobQuery) -> Page[JobSummary]:
+        """A page of the tenant's jobs: filtered, searched and sorted as `query` says."""
+        ...
+
+    def audit_trail(
+        self, tenant: str, job_id: str, limit: int, continuation: str | None
+    ) -> Page[AuditEntry]: ...
+
+    def overdue(self, tenant: str, before: datetime) -> list[Job]:
+        """The tenant's jobs whose next fire time is before `before` (the tick has not advanced
+        them): read from the next-fire index, so the cost is what is overdue, not what exists."""
+        ...
+
+    def tenants(self) -> list[str]:
+        """Every tenant that has ever had a job."""
+        ...
+
+
+class RunRepository(Protocol):
+    def get(self, shard: str, tenant: str, job_id: str, run_key: str) -> tuple[Run, str]: ...
+
+    def recent(self, shard: str, tenant: str, job_id: str, limit: int = 50) -> list[tuple[Run, str]]:
+        """The job's newest runs with their ETags, newest first (active runs are among them)."""
+        ...
+
+    def history(
+        self,
+        shard: str,
+        tenant: str,
+        job_id: str,
+        *,
+        state: str | None = None,
+        limit: int = 50,
+        continuation: str | None = None,
+    ) -> Page[Run]: ...
+
+    def overdue(self, shard: str, now: datetime) -> Iterator[WatchHint]:
+        """Watch hints in `shard` due before `now`, oldest first."""
+        ...
+
+    def add(self, run: Run) -> tuple[Run, bool]:
+        """Record `run` and its hint unless a run with its key exists: the stored run, and whether new."""
+        ...
+
+    def save(self, before: Run, etag: str, after: Run) -> str:
+        """Replace the run if unchanged since read, moving its hint with it; the new ETag."""
+        ...
+
+    def record_fire(
+        self, shard: str, runs: Sequence[Run], due_from: DueEntry | None, due_to: DueEntry | None
+    ) -> list[Run]:
+        """A job's new runs with their hints, and its due entry moved, in one transaction."""
+        ...
+
+    def drop_hint(self, hint: WatchHint) -> None: ...
+
+    def rehome(self, hint: WatchHint, run: Run) -> None:
+        """Drop a stale hint and make sure the run's own hint exists."""
+        ...
+
+
+class DueIndex(Protocol):
+    shards: list[str]
+
+    def shard_for(self, job: Job) -> str: ...
+
+    def new_shard(self, job_id: str) -> str: ...
+
+    def entry(self, job: Job) -> DueEntry | None:
+        """The entry `job` should have, or None if the tick has nothing to do for it."""
+        ...
+
+    def put(self, entry: DueEntry) -> None: ...
+
+    def remove(self, entry: DueEntry) -> None:
+        """Delete an entry; one already gone is fine."""
+        ...
+
+    def exists(self, entry: DueEntry) -> bool: ...
+
+    def due(self, shard: str, horizon: datetime) -> Iterator[DueEntry]:
+        """Entries in `shard` firing before `horizon`, earliest first."""
+        ...
