@@ -22,9 +22,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.adapters.databricks import Phase
-from shared.adapters.databricks_fake import FakeOutcome
-from shared.adapters.memory_table import InMemoryTable
 from shared.domain.run import FailureKind, RunState
+from tests.fakes.databricks import FakeOutcome
+from tests.fakes.memory_table import InMemoryTable
 from tests.world import ALICE, World
 
 BASE = datetime(2026, 6, 1, 12, 10, tzinfo=UTC)

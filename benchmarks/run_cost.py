@@ -20,14 +20,14 @@ from datetime import UTC, datetime, timedelta
 
 from devstack.service_bus_twin import ServiceBusTwin
 from shared.adapters.databricks import Phase
-from shared.adapters.databricks_fake import FakeDatabricks, FakeOutcome
-from shared.adapters.memory_table import InMemoryTable
 from shared.adapters.table import OperationCounter
 from shared.bootstrap import Services, Tables, build
 from shared.config import Settings
-from shared.domain.clock import FixedClock
 from shared.domain.job import Actor, JobDefinition
 from shared.services.inbox import Incoming
+from tests.fakes.clock import FixedClock
+from tests.fakes.databricks import FakeDatabricks, FakeOutcome
+from tests.fakes.memory_table import InMemoryTable
 
 T0 = datetime(2026, 6, 1, 12, 0, 30, tzinfo=UTC)
 FIRE = datetime(2026, 6, 1, 12, 5, tzinfo=UTC)

@@ -1,17 +1,23 @@
-"""Benchmarks of the tick (issue 3), each against its own Azurite.
+"""Benchmarks of the tick and the launch path, each against its own Azurite.
 
     .venv/bin/python -m benchmarks.tick requests    # storage requests per tick: 1,000 vs 100,000 (100 due)
     .venv/bin/python -m benchmarks.tick throughput  # occurrences fired per minute, 10,000 due at once
-    .venv/bin/python -m benchmarks.tick lag         # launch lag on the local stack, 1,000 due in one minute
+    .venv/bin/python -m benchmarks.tick lag         # launch lag at Databricks, 1,000 due over a minute
 
-`requests` seeds the schedules that are not due with exactly what the tick could
-read of them (their job row and their due row); their list-index rows are left
-out to keep seeding 100,000 schedules within minutes: the tick never reads them.
+`requests` seeds the schedules that are not due with exactly what the tick could read of them
+(their job row and their due row); their list-index rows are left out to keep seeding 100,000
+schedules within minutes: the tick never reads them.
+
+`lag` runs the local stack (`python -m devstack`) against its own Azurite and a Databricks
+emulator in this process, and measures, for each job, when its run-now / runs/submit request
+arrived at the emulator minus its scheduled time; and the CPU seconds the app and Azurite spent
+from the first fire to the last launch.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -22,15 +28,17 @@ from pathlib import Path
 import httpx2 as httpx
 
 from devstack.azurite import Azurite
+from devstack.databricks_emulator import Emulator
 from devstack.process import local_stack
+from devstack.service_bus_twin import ServiceBusTwin
 from shared.adapters.jobs_table import job_props
-from shared.adapters.queue import InProcessQueues
+from shared.adapters.runs_table import due_key
 from shared.adapters.table import OperationCounter, Write
 from shared.bootstrap import azure_tables, build
 from shared.config import Settings
-from shared.domain.clock import FixedClock
 from shared.domain.ids import new_id
 from shared.domain.job import Actor, Job, JobDefinition
+from tests.fakes.clock import FixedClock
 
 ROOT = Path(__file__).resolve().parent.parent
 ACTOR = Actor(id="bench", name="Benchmark")
@@ -50,11 +58,11 @@ def definition(name: str, cron: str) -> JobDefinition:
 
 def storage_requests_per_tick(total: int, due: int = 100) -> tuple[int, int, float]:
     with Azurite() as azurite:
-        settings = Settings(TABLES_CONNECTION_STRING=azurite.connection_string, DUE_SHARDS=16)
+        settings = Settings(TABLES_CONNECTION_STRING=azurite.connection_string, RUN_SHARDS=16)
         counter = OperationCounter()
         clock = FixedClock(T0)
         services = build(
-            settings, tables=azure_tables(settings, counter), clock=clock, sender=InProcessQueues(clock)
+            settings, tables=azure_tables(settings, counter), clock=clock, sender=ServiceBusTwin(clock)
         )
         services.ensure_tables()
         with ThreadPoolExecutor(8) as pool:
@@ -68,7 +76,9 @@ def storage_requests_per_tick(total: int, due: int = 100) -> tuple[int, int, flo
             )
         later = definition("later", "0 0 1 1 *")
         not_due = [
-            Job.new(job_id=new_id(T0), tenant=f"team-{i % 50}", definition=later, actor=ACTOR, now=T0)
+            Job.new(
+                job_id=(i_d := new_id(T0)), tenant=f"team-{i % 50}", definition=later, actor=ACTOR, now=T0
+            ).model_copy(update={"shard": services.due_index.new_shard(i_d)})
             for i in range(total - due)
         ]
         _bulk_insert(services, not_due)
@@ -90,14 +100,16 @@ def _bulk_insert(services, jobs: list[Job]) -> None:  # type: ignore[no-untyped-
     for job in jobs:
         by_tenant.setdefault(job.tenant, []).append(Write("insert", job.id, job_props(job)))
         entry = services.due_index.entry(job)
-        by_shard.setdefault(entry.shard, []).append(Write("upsert", entry.rk, {}))
+        by_shard.setdefault(entry.shard, []).append(Write("upsert", due_key(entry), {}))
     batches = [
         (services.tables.jobs, pk, w[i : i + 100])
         for pk, w in by_tenant.items()
         for i in range(0, len(w), 100)
     ]
     batches += [
-        (services.tables.due, pk, w[i : i + 100]) for pk, w in by_shard.items() for i in range(0, len(w), 100)
+        (services.tables.runs, pk, w[i : i + 100])
+        for pk, w in by_shard.items()
+        for i in range(0, len(w), 100)
     ]
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(lambda b: b[0].write(b[1], b[2]), batches))
@@ -115,10 +127,10 @@ def requests() -> None:
 
 def throughput(count: int) -> None:
     with Azurite() as azurite:
-        settings = Settings(TABLES_CONNECTION_STRING=azurite.connection_string, DUE_SHARDS=16)
+        settings = Settings(TABLES_CONNECTION_STRING=azurite.connection_string, RUN_SHARDS=16)
         clock = FixedClock(T0)
         counter = OperationCounter()
-        broker = InProcessQueues(clock)
+        broker = ServiceBusTwin(clock)
         services = build(settings, tables=azure_tables(settings, counter), clock=clock, sender=broker)
         services.ensure_tables()
         started = time.perf_counter()
@@ -135,30 +147,45 @@ def throughput(count: int) -> None:
         clock.set(T0 + timedelta(minutes=3, seconds=30))
         counter.reset()
         started = time.perf_counter()
+        cpu = time.process_time()
         report = services.ticker.tick()
         elapsed = time.perf_counter() - started
+        cpu = time.process_time() - cpu
+        requests, entities = counter.take()
         rate = report.fired / elapsed * 60
         print(f"fired {report.fired} occurrences in {elapsed:.1f}s: {rate:,.0f} per minute")
         print(
-            f"concurrency {settings.tick_concurrency}; errors {report.errors}, conflicts {report.conflicts}"
+            f"concurrency {settings.tick_concurrency}; errors {report.errors}, conflicts {report.conflicts}; "
+            f"CPU of this process {cpu:.1f}s"
         )
         print(
-            f"storage requests: {counter.requests} ({counter.requests / report.fired:.2f} per occurrence); "
+            f"storage requests: {requests} ({requests / report.fired:.2f} per occurrence); "
+            f"entities written: {entities} ({entities / report.fired:.2f} per occurrence); "
             f"launch messages: {len(broker.sent)}"
         )
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its waited-for children (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def lag(count: int, spread_seconds: float) -> None:
-    with Azurite() as azurite:
+    with Azurite() as azurite, Emulator(setup_delay=0.05) as emulator:
         env = {
             "TABLES_CONNECTION_STRING": azurite.connection_string,
             "AUTH_MODE": "development",
+            "DATABRICKS_HOST": emulator.url,
+            "DATABRICKS_AUTH": "token",
+            "DATABRICKS_TOKEN": "bench",
         }
-        with local_stack(env) as (_, base):
+        with local_stack(env) as (stack, base):
             client = httpx.Client(base_url=base, timeout=30)
             # Far enough ahead that all jobs exist before the tick's lookahead (75 s) reaches them,
             # as schedules in production do: the tick then has 75 s to record them all.
-            first = (datetime.now(UTC) + timedelta(seconds=60 + count * 0.06)).replace(microsecond=0)
+            first = (datetime.now(UTC) + timedelta(seconds=90 + count * 0.03)).replace(microsecond=0)
             times = [first + timedelta(seconds=spread_seconds * i / count) for i in range(count)]
 
             def create(i: int) -> str:
@@ -178,39 +205,33 @@ def lag(count: int, spread_seconds: float) -> None:
                 return str(r.json()["job_id"])
 
             with ThreadPoolExecutor(8) as pool:
-                ids = list(pool.map(create, range(count)))
+                list(pool.map(create, range(count)))
             print(
                 f"created {count} one-time jobs due from {first:%H:%M:%S} over {spread_seconds:.0f}s; "
                 f"now {datetime.now(UTC):%H:%M:%S}",
                 flush=True,
             )
-            time.sleep(max(0.0, (times[-1] - datetime.now(UTC)).total_seconds()) + 5)
-            settings = Settings(TABLES_CONNECTION_STRING=azurite.connection_string)
-            runs = build(settings).run_store
-            deadline = time.monotonic() + 300  # a burst larger than the stack can take at once drains late
-            while time.monotonic() < deadline and not all(
-                r.transitions.get("LAUNCHING") for j in ids for r in runs.list("dev", j).items[:1]
-            ):
-                time.sleep(5)
-            delivered: list[float] = []
-            called: list[float] = []
-            for job_id in ids:
-                (run,) = runs.list("dev", job_id).items
-                start = run.transitions.get("LAUNCHING")
-                launched = run.attempts[0].launched_at if run.attempts else None
-                delivered.append(
-                    (start - run.scheduled_for).total_seconds() * 1000 if start else float("inf")
-                )
-                called.append(
-                    (launched - run.scheduled_for).total_seconds() * 1000 if launched else float("inf")
-                )
-    for name, lags in (("delivery of the launch message", delivered), ("the Databricks launch call", called)):
-        lags.sort()
-        p99 = lags[max(0, int(len(lags) * 0.99) - 1)]
-        print(
-            f"{name} minus scheduled time, {count} jobs: p50 {statistics.median(lags):.0f} ms, "
-            f"p99 {p99:.0f} ms, max {lags[-1]:.0f} ms"
-        )
+            # Measure CPU from before the tick records the first of them (its lookahead is 75 s).
+            time.sleep(max(0.0, (first - timedelta(seconds=80) - datetime.now(UTC)).total_seconds()))
+            cpu = _cpu_seconds(stack.pid) + _cpu_seconds(azurite.process.pid)  # type: ignore[union-attr]
+            deadline = time.monotonic() + (times[-1] - datetime.now(UTC)).total_seconds() + 120
+            while time.monotonic() < deadline and len(emulator.runs()) < count:
+                time.sleep(1)
+            cpu = _cpu_seconds(stack.pid) + _cpu_seconds(azurite.process.pid) - cpu  # type: ignore[union-attr]
+            arrivals = []
+            for run in emulator.runs():
+                scheduled_ms = int(run.run_name.rsplit("[s-", 1)[1].split(" ", 1)[0])
+                arrivals.append(run.start_ms - scheduled_ms)
+    arrivals.sort()
+    p99 = arrivals[max(0, int(len(arrivals) * 0.99) - 1)]
+    print(
+        f"run-now/submit arrival at Databricks minus scheduled time, {len(arrivals)} of {count} jobs: "
+        f"p50 {statistics.median(arrivals):.0f} ms, p99 {p99:.0f} ms, max {arrivals[-1]:.0f} ms"
+    )
+    print(
+        f"CPU of the app and Azurite from the first tick to the last launch: {cpu:.1f} s "
+        f"({cpu / count * 1000:.1f} s per 1,000 fires)"
+    )
 
 
 def main() -> int:

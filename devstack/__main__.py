@@ -57,7 +57,7 @@ def table_storage() -> Iterator[str]:
         yield f"Azurite on 127.0.0.1:{azurite.port} (in memory)"
 
 
-def main(argv: list[str] | None = None) -> int:
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("DEVSTACK_PORT", "7071")))
@@ -73,7 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         default=float(os.environ.get("DEVSTACK_WATCHDOG_SECONDS", "60")),
         help="how often the watchdog runs locally (Azure: every minute)",
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     load_local_settings()
     os.environ.setdefault("AUTH_MODE", "development")  # the local stack is not behind App Service auth

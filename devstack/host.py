@@ -3,10 +3,12 @@
 Core Tools cannot be installed here, so this host does the part of its job the
 scheduler relies on, and nothing more:
 
-* HTTP: every request under the route prefix of host.json (`/api`) becomes a
+* HTTP: every request under the route prefix of host.json becomes a
   `func.HttpRequest` handed to the registered HTTP function (for this app, the
   `AsgiFunctionApp` wrapper around the FastAPI app), and its `func.HttpResponse`
   is sent back. The request goes through the same `AsgiMiddleware` as in Azure.
+  This app's prefix is empty (the FastAPI routes carry `/api` themselves), so every
+  path reaches FastAPI, which answers 404 problem+json for a path it does not know.
 * Timers: the registered timer functions are called on a short local interval.
 * Queues: with no Service Bus configured, messages go to `ServiceBusTwin`, an
   in-process twin of the deployed queues (duplicate detection, peek-lock, immediate
@@ -58,9 +60,13 @@ def load_local_settings(root: Path = ROOT) -> dict[str, str]:
 
 
 def route_prefix(root: Path = ROOT) -> str:
+    """host.json's `extensions.http.routePrefix` as a path prefix: `"api"` -> `"/api"`, `""` -> `""`.
+
+    The host's default, when the setting is absent, is `api`.
+    """
     host = json.loads((root / "host.json").read_text())
-    prefix = host.get("extensions", {}).get("http", {}).get("routePrefix", "api")
-    return "/" + str(prefix).strip("/") if prefix else ""
+    prefix = str(host.get("extensions", {}).get("http", {}).get("routePrefix", "api")).strip("/")
+    return "/" + prefix if prefix else ""
 
 
 class LocalContext(func.Context):
@@ -105,7 +111,11 @@ def functions_by_trigger(app: func.FunctionApp) -> dict[str, list[Any]]:
 
 
 class HttpHost:
-    """An ASGI app that forwards each request to the registered HTTP function, as the host does."""
+    """An ASGI app that forwards each request to the registered HTTP function, as the host does.
+
+    `prefix` is what `route_prefix()` returns: with `""` every path goes to the function;
+    otherwise only paths under the prefix do, and the others get a plain 404.
+    """
 
     def __init__(self, app: func.FunctionApp, http_function: Any, prefix: str) -> None:
         self.app = app
@@ -118,7 +128,7 @@ class HttpHost:
             await self._lifespan(receive, send)
             return
         path: str = scope["path"]
-        if not (path == self.prefix or path.startswith(self.prefix + "/")):
+        if not self.routes(path):
             await _send(
                 send, 404, [(b"content-type", b"text/plain")], b"Not found (outside the route prefix)"
             )
@@ -140,7 +150,7 @@ class HttpHost:
             url=f"http://{host}{path}" + (f"?{query}" if query else ""),
             headers=headers,
             params=dict(parse_qsl(query, keep_blank_values=True)),
-            route_params={"route": path[len(self.prefix) + 1 :]},
+            route_params={"route": path[len(self.prefix) :].lstrip("/")},
             body=body,
         )
         response: func.HttpResponse = await self.handler(request, LocalContext(self.name))
@@ -148,6 +158,10 @@ class HttpHost:
         if response.mimetype and not any(k == b"content-type" for k, _ in out):
             out.append((b"content-type", response.mimetype.encode("latin-1")))
         await _send(send, response.status_code, out, response.get_body())
+
+    def routes(self, path: str) -> bool:
+        """Whether the host hands `path` to the function: all paths with an empty prefix."""
+        return not self.prefix or path == self.prefix or path.startswith(self.prefix + "/")
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         message = await receive()

@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import azure.functions as func
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, FastAPI, Header, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from shared.api import problems
+from shared.api import openapi, problems
+from shared.api.bodies import strict_json
 from shared.api.identity import TENANT_HEADER, Caller, caller_from_headers, tenant_for
 from shared.api.schemas import (
     AuditListOut,
@@ -51,6 +52,19 @@ SortName = Literal[
 ]
 JobId = Annotated[str, PathParam(max_length=64, description="The job id returned by create.")]
 RunId = Annotated[str, PathParam(max_length=128, description="`{job id}_{run key}`, as runs list it.")]
+Definition = Annotated[JobDefinition, Body(openapi_examples=openapi.JOB_EXAMPLES)]
+# Declared after `Ctx` in each handler, so that identity errors come first (shared/api/bodies.py).
+StrictDefinition = Annotated[None, Depends(strict_json(JobDefinition))]
+StrictPreview = Annotated[None, Depends(strict_json(PreviewIn))]
+
+# The errors each operation can give (shared/api/problems.py maps them; docs/api.md explains them).
+# Every operation but health and preview reads storage (503) in a tenant named or implied by the
+# caller's identity (401, 403, and 422 when the tenant header is missing or malformed).
+_ACTS_IN_TENANT = (401, 403, 422, 503)
+_BY_ID = (*_ACTS_IN_TENANT, 404)
+_CHANGES_STATE = (*_BY_ID, 409)
+_READS_BODY = (400, 413, 415)  # malformed JSON, too large, not JSON
+_ETAG = openapi.header('The job\'s version, e.g. `"v3"`: send it back in `If-Match`.', r'^"v[0-9]+"$')
 
 
 @dataclass(frozen=True)
@@ -132,8 +146,14 @@ def docs() -> HTMLResponse:
     )
 
 
-@router.get("/api/health", tags=["operations"])
+@router.get(
+    "/api/health",
+    tags=["operations"],
+    response_model=HealthOut,
+    responses={503: {"model": HealthOut, "description": "Degraded: Table Storage cannot be reached."}},
+)
 def health(request: Request) -> JSONResponse:
+    """Is Table Storage reachable? With the dead-letter count of each queue. Needs no identity."""
     services: Services = request.app.state.provider()
     try:
         services.job_repository.locate("~health")
@@ -150,8 +170,23 @@ def health(request: Request) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=200 if storage == "ok" else 503)
 
 
-@router.post("/api/jobs/schedule", status_code=201, tags=["jobs"])
-def schedule_job(definition: JobDefinition, ctx: Ctx, response: Response) -> ScheduledOut:
+@router.post(
+    "/api/jobs/schedule",
+    status_code=201,
+    tags=["jobs"],
+    responses={
+        201: {
+            "headers": {
+                "Location": openapi.header("The new job: `/api/jobs/{job_id}`."),
+                "ETag": _ETAG,
+            }
+        },
+        **openapi.errors(*_READS_BODY, *_ACTS_IN_TENANT),
+    },
+)
+def schedule_job(
+    definition: Definition, ctx: Ctx, _strict: StrictDefinition, response: Response
+) -> ScheduledOut:
     """Schedule a new job. Answers with its id, a confirmation and the first fire time."""
     job = ctx.services.job_service.create(ctx.tenant(), ctx.caller.actor, definition)
     response.headers["Location"] = f"/api/jobs/{job.id}"
@@ -166,7 +201,7 @@ def schedule_job(definition: JobDefinition, ctx: Ctx, response: Response) -> Sch
     )
 
 
-@router.get("/api/jobs", tags=["jobs"])
+@router.get("/api/jobs", tags=["jobs"], responses=openapi.errors(*_ACTS_IN_TENANT))
 def list_jobs(
     ctx: Ctx,
     job_type: JobType | None = None,
@@ -191,20 +226,46 @@ def list_jobs(
     return JobListOut(items=page.items, continuation=page.continuation)
 
 
-@router.get("/api/jobs/{job_id}", tags=["jobs"])
+@router.get(
+    "/api/jobs/{job_id}",
+    tags=["jobs"],
+    responses={200: {"headers": {"ETag": _ETAG}}, **openapi.errors(*_BY_ID)},
+)
 def get_job(job_id: JobId, ctx: Ctx, response: Response) -> JobOut:
+    """The job: its definition (what PUT takes) and its state. A cancelled job stays readable."""
     job = ctx.services.job_service.get(ctx.job_tenant(job_id), job_id)
     response.headers["ETag"] = f'"v{job.version}"'
     return JobOut.of(job)
 
 
-@router.put("/api/jobs/{job_id}", tags=["jobs"])
+@router.put(
+    "/api/jobs/{job_id}",
+    tags=["jobs"],
+    responses={
+        200: {"headers": {"ETag": _ETAG}},
+        **openapi.errors(
+            *_READS_BODY,
+            *_CHANGES_STATE,
+            412,
+            notes={409: "A cancelled job can no longer be edited."},
+        ),
+    },
+)
 def edit_job(
     job_id: JobId,
-    definition: JobDefinition,
+    definition: Definition,
     ctx: Ctx,
+    _strict: StrictDefinition,
     response: Response,
-    if_match: Annotated[str | None, Header(alias="If-Match")] = None,
+    if_match: Annotated[
+        str | None,
+        Header(
+            alias="If-Match",
+            description='The version you read, as ETag gave it (`"v3"`): the edit is made only if the job '
+            "is still at that version, else 412. Absent or `*`: a concurrent change is re-read and this "
+            "edit re-applied on top of it.",
+        ),
+    ] = None,
 ) -> ChangedOut:
     """Replace the job's definition. Bumps `version` and computes the next fire time again."""
     job = ctx.services.job_service.update(
@@ -214,9 +275,21 @@ def edit_job(
     return _changed(job, f"Job '{definition.name}' updated to version {job.version}")
 
 
-@router.delete("/api/jobs/{job_id}", tags=["jobs"])
+@router.delete(
+    "/api/jobs/{job_id}",
+    tags=["jobs"],
+    responses=openapi.errors(
+        *_CHANGES_STATE,
+        notes={409: "Only when the job kept changing while it was cancelled; retrying is safe."},
+    ),
+)
 def cancel_job(job_id: JobId, ctx: Ctx) -> ChangedOut:
-    """Cancel the job: no further fires; its active runs are cancelled (in Databricks too). Repeatable."""
+    """Cancel the job; nothing is deleted. It fires no more, its status becomes CANCELLED and it stays
+    readable (GET, audit, runs) with its history; its active runs are cancelled, in Databricks too.
+
+    Repeatable: cancelling a cancelled job answers 200 with the job unchanged, so a client may retry.
+    A cancelled job cannot be edited, paused, resumed or run again (409).
+    """
     tenant = ctx.job_tenant(job_id)
     job = ctx.services.job_service.cancel(tenant, job_id, ctx.caller.actor)
     stopped = ctx.services.run_commands.cancel_active(job, f"job cancelled by {ctx.caller.actor.name}")
@@ -224,20 +297,29 @@ def cancel_job(job_id: JobId, ctx: Ctx) -> ChangedOut:
     return _changed(job, f"Job '{job.definition.name}' cancelled{extra}")
 
 
-@router.post("/api/jobs/{job_id}/pause", tags=["jobs"])
+@router.post(
+    "/api/jobs/{job_id}/pause",
+    tags=["jobs"],
+    responses=openapi.errors(*_CHANGES_STATE, notes={409: "Only an ACTIVE job can be paused."}),
+)
 def pause_job(job_id: JobId, ctx: Ctx) -> ChangedOut:
+    """Pause an ACTIVE job: it does not fire until resumed."""
     job = ctx.services.job_service.pause(ctx.job_tenant(job_id), job_id, ctx.caller.actor)
     return _changed(job, f"Job '{job.definition.name}' paused")
 
 
-@router.post("/api/jobs/{job_id}/resume", tags=["jobs"])
+@router.post(
+    "/api/jobs/{job_id}/resume",
+    tags=["jobs"],
+    responses=openapi.errors(*_CHANGES_STATE, notes={409: "Only a PAUSED job can be resumed."}),
+)
 def resume_job(job_id: JobId, ctx: Ctx) -> ChangedOut:
     """Resume a paused job; its next fire time is computed from now (missed times are not owed)."""
     job = ctx.services.job_service.resume(ctx.job_tenant(job_id), job_id, ctx.caller.actor)
     return _changed(job, f"Job '{job.definition.name}' resumed")
 
 
-@router.get("/api/jobs/{job_id}/audit", tags=["jobs"])
+@router.get("/api/jobs/{job_id}/audit", tags=["jobs"], responses=openapi.errors(*_BY_ID))
 def job_audit(
     job_id: JobId,
     ctx: Ctx,
@@ -249,7 +331,7 @@ def job_audit(
     return AuditListOut(items=page.items, continuation=page.continuation)
 
 
-@router.get("/api/jobs/{job_id}/runs", tags=["runs"])
+@router.get("/api/jobs/{job_id}/runs", tags=["runs"], responses=openapi.errors(*_BY_ID))
 def job_runs(
     job_id: JobId,
     ctx: Ctx,
@@ -264,13 +346,22 @@ def job_runs(
     return RunListOut(items=[RunOut.of(r) for r in page.items], continuation=page.continuation)
 
 
-@router.get("/api/runs/{run_id}", tags=["runs"])
+@router.get("/api/runs/{run_id}", tags=["runs"], responses=openapi.errors(*_BY_ID))
 def get_run(run_id: RunId, ctx: Ctx) -> RunOut:
+    """One run, with its attempts. Another tenant's run is 404."""
     job_id, run_key = parse_run_id(run_id)
     return RunOut.of(ctx.services.job_service.run(ctx.job_tenant(job_id), job_id, run_key))
 
 
-@router.post("/api/jobs/{job_id}/run", status_code=202, tags=["runs"])
+@router.post(
+    "/api/jobs/{job_id}/run",
+    status_code=202,
+    tags=["runs"],
+    responses={
+        202: {"headers": {"Location": openapi.header("The new run: `/api/runs/{run_id}`.")}},
+        **openapi.errors(*_CHANGES_STATE, notes={409: "A cancelled job cannot run."}),
+    },
+)
 def run_job_now(job_id: JobId, ctx: Ctx, response: Response) -> RunOut:
     """Run the job now, outside its schedule. Answers with the new run (launching)."""
     run = ctx.services.run_commands.run_now(ctx.job_tenant(job_id), job_id, ctx.caller.actor)
@@ -278,7 +369,11 @@ def run_job_now(job_id: JobId, ctx: Ctx, response: Response) -> RunOut:
     return RunOut.of(run)
 
 
-@router.post("/api/jobs/{job_id}/retry", tags=["runs"])
+@router.post(
+    "/api/jobs/{job_id}/retry",
+    tags=["runs"],
+    responses=openapi.errors(*_CHANGES_STATE, notes={409: "The job has no FAILED or TIMED_OUT run."}),
+)
 def retry_job(job_id: JobId, ctx: Ctx) -> RunOut:
     """Retry the job's latest FAILED or TIMED_OUT run: a new attempt, launched now."""
     return RunOut.of(
@@ -286,7 +381,13 @@ def retry_job(job_id: JobId, ctx: Ctx) -> RunOut:
     )
 
 
-@router.post("/api/runs/{run_id}/retry", tags=["runs"])
+@router.post(
+    "/api/runs/{run_id}/retry",
+    tags=["runs"],
+    responses=openapi.errors(
+        *_CHANGES_STATE, notes={409: "The run is not FAILED or TIMED_OUT (`errors.state` says what it is)."}
+    ),
+)
 def retry_run(run_id: RunId, ctx: Ctx) -> RunOut:
     """A new attempt of this FAILED or TIMED_OUT run (409 for a run in any other state)."""
     job_id, run_key = parse_run_id(run_id)
@@ -295,7 +396,17 @@ def retry_run(run_id: RunId, ctx: Ctx) -> RunOut:
     )
 
 
-@router.post("/api/runs/{run_id}/cancel", tags=["runs"])
+@router.post(
+    "/api/runs/{run_id}/cancel",
+    tags=["runs"],
+    responses=openapi.errors(
+        *_CHANGES_STATE,
+        notes={
+            409: "The run had already ended (`errors.state` says how).",
+            503: "Databricks could not be reached; sending the cancel again is safe.",
+        },
+    ),
+)
 def cancel_run(run_id: RunId, ctx: Ctx) -> RunOut:
     """Cancel the run, in Databricks too if it runs there (409 for a run that already ended)."""
     job_id, run_key = parse_run_id(run_id)
@@ -303,8 +414,18 @@ def cancel_run(run_id: RunId, ctx: Ctx) -> RunOut:
     return RunOut.of(ctx.services.run_commands.cancel(ctx.job_tenant(job_id), job_id, run_key, reason))
 
 
-@router.post("/api/schedules/preview", tags=["schedules"])
-def preview_schedule(body: PreviewIn, ctx: Ctx) -> PreviewOut:
+@router.post(
+    "/api/schedules/preview",
+    tags=["schedules"],
+    # Reads no storage and acts in no tenant: only the identity itself can fail (401, or 422 for a
+    # missing X-Scheduler-Tenant under function keys).
+    responses=openapi.errors(*_READS_BODY, 401, 422),
+)
+def preview_schedule(
+    body: Annotated[PreviewIn, Body(openapi_examples=openapi.PREVIEW_EXAMPLES)],
+    ctx: Ctx,
+    _strict: StrictPreview,
+) -> PreviewOut:
     """The next fire times of a schedule, UTC and local, with DST effects flagged."""
     fires = ctx.services.job_service.preview(body.schedule, body.count)
     return PreviewOut(timezone=body.schedule.timezone, fire_times=[FireTimeOut.of(f) for f in fires])
@@ -322,6 +443,7 @@ def create_api(provider: Callable[[], Services]) -> FastAPI:
     )
     api.state.provider = provider
     problems.install(api)
+    openapi.install(api)
     api.mount("/api/docs/static", StaticFiles(directory=_docs_static()), name="docs-static")
     api.include_router(router)
     api.add_middleware(problems.BodyLimit, limit=lambda: provider().settings.max_body_bytes)

@@ -194,7 +194,8 @@ def azure_tables(settings: Settings, counter: OperationCounter | None = None) ->
             endpoint=settings.tables_endpoint, credential=credential(settings), counter=counter
         )
     return Tables(
-        jobs=AzureTable(service, settings.jobs_table), runs=AzureTable(service, settings.runs_table)
+        jobs=AzureTable(service, settings.jobs_table, counter),
+        runs=AzureTable(service, settings.runs_table, counter),
     )
 
 

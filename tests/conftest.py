@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 import pytest
 
 from devstack.azurite import Azurite
-from shared.adapters.memory_table import InMemoryTable
 from shared.adapters.table import OperationCounter, Table
-from shared.domain.clock import FixedClock
+from tests.fakes.clock import FixedClock
+from tests.fakes.memory_table import InMemoryTable
 
 _names = itertools.count(1)
 

@@ -28,14 +28,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.adapters.databricks import LaunchRequest, Phase, idempotency_token
-from shared.adapters.databricks_fake import FakeDatabricks, FakeOutcome, FakeRun, _error, _Failure
-from shared.adapters.memory_table import InMemoryTable
 from shared.adapters.queue import OutgoingMessage
 from shared.adapters.table import Row, Write
-from shared.domain.clock import FixedClock
 from shared.domain.errors import ExternalError
 from shared.domain.job import Job, JobDefinition
 from shared.domain.run import FailureKind, Run, RunState
+from tests.fakes.clock import FixedClock
+from tests.fakes.databricks import FakeDatabricks, FakeOutcome, FakeRun, _error, _Failure
+from tests.fakes.memory_table import InMemoryTable
 from tests.world import ALICE, World
 
 START = datetime(2026, 6, 1, 12, 0, 30, tzinfo=UTC)

@@ -13,15 +13,15 @@ from typing import Any
 
 from devstack.service_bus_twin import Delivery, ServiceBusTwin
 from shared.adapters.databricks import Databricks
-from shared.adapters.databricks_fake import FakeDatabricks
 from shared.bootstrap import Services, Tables, build
 from shared.config import Settings
-from shared.domain.clock import FixedClock
 from shared.domain.errors import ExternalError
 from shared.domain.job import Actor, Job, JobDefinition
 from shared.domain.run import Run
 from shared.services.inbox import Incoming
 from tests.conftest import TableFactory
+from tests.fakes.clock import FixedClock
+from tests.fakes.databricks import FakeDatabricks
 
 log = logging.getLogger(__name__)
 ALICE = Actor(id="alice", name="Alice")

@@ -55,6 +55,8 @@ class RunInfo:
     task_run_ids: tuple[int, ...]
     pid: int | None  # the first task process, if one was started
     argv: tuple[str, ...] | None
+    run_name: str = ""
+    start_ms: int = 0  # when the request that created it arrived (epoch ms)
 
 
 def _int(params: Params, name: str, default: int | None = None) -> int:
@@ -363,6 +365,8 @@ class Workspace:
             task_run_ids=tuple(t.run_id for t in run.tasks),
             pid=started[0].pid if started else None,
             argv=tuple(started[0].argv) if started and started[0].argv else None,
+            run_name=run.run_name,
+            start_ms=run.life.start_ms,
         )
 
     def starts_for_token(self, token: str) -> int:

@@ -32,17 +32,20 @@ import base64
 import binascii
 import functools
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
 from shared.adapters.row_schema import JOB_VERSION, known, upgraded
-from shared.adapters.table import Row, Table, Value, Write
-from shared.domain.errors import InvalidInput, NotFound
+from shared.adapters.table import MAX_BATCH, Row, Table, Value, Write
+from shared.domain.errors import AlreadyExists, ConcurrencyConflict, InvalidInput, NotFound
 from shared.domain.job import AuditEntry, Job, JobDefinition, JobSummary
 from shared.services.ports import JobQuery, Page
+
+log = logging.getLogger(__name__)
 
 _NAME_KEY_BYTES = 64  # names sharing a longer prefix sort by id after it
 _MAX_MS = 10**13 - 1
@@ -204,6 +207,16 @@ def _index_rows(job: Job) -> dict[str, dict[str, Value]]:
     return {f"~i{sort.code}~{sort.key(summary)}{job.id}": props for sort in SORTS.values()}
 
 
+def _save_writes(before: Job, etag: str, after: Job, audit: AuditEntry | None) -> list[Write]:
+    old_rows, new_rows = _index_rows(before), _index_rows(after)
+    writes = [Write("replace", after.id, job_props(after), etag=etag)]
+    writes += [Write("upsert", rk, props) for rk, props in new_rows.items() if old_rows.get(rk) != props]
+    writes += [Write("delete", rk) for rk in old_rows if rk not in new_rows]
+    if audit is not None:
+        writes.append(_audit_write(audit))
+    return writes
+
+
 def _audit_rk(job_id: str, revision: int) -> str:
     return f"~a~{job_id}~{999_999_999 - revision:09d}"
 
@@ -255,7 +268,12 @@ class JobsTable:
         writes = [Write("insert", job.id, job_props(job))]
         writes += [Write("upsert", rk, props) for rk, props in _index_rows(job).items()]
         writes.append(_audit_write(audit))
-        self.table.write(job.tenant, writes)
+        try:
+            self.table.write(job.tenant, writes)
+        except AlreadyExists:
+            # A new id is never taken: this is our own write, retried after its answer was lost,
+            # and the transaction wrote all of it.
+            log.info("a job insert had landed before its retry", extra={"job_id": job.id})
 
     def tenants(self) -> list[str]:
         return [row.rk for row in self.table.query(_TENANTS, select=[])]
@@ -277,13 +295,29 @@ class JobsTable:
 
         Raises ConcurrencyConflict if the job changed since it was read; then nothing is written.
         """
-        old_rows, new_rows = _index_rows(before), _index_rows(after)
-        writes = [Write("replace", after.id, job_props(after), etag=etag)]
-        writes += [Write("upsert", rk, props) for rk, props in new_rows.items() if old_rows.get(rk) != props]
-        writes += [Write("delete", rk) for rk in old_rows if rk not in new_rows]
-        if audit is not None:
-            writes.append(_audit_write(audit))
-        self.table.write(after.tenant, writes)
+        self.table.write(after.tenant, _save_writes(before, etag, after, audit))
+
+    def save_all(self, items: Sequence[tuple[Job, str, Job]]) -> list[str]:
+        saved: list[str] = []
+        chunk: list[Job] = []
+        rows: list[Write] = []
+        for before, etag, after in items:
+            writes = _save_writes(before, etag, after, None)
+            if len(rows) + len(writes) > MAX_BATCH and chunk:
+                saved += self._save_chunk(chunk, rows)
+                chunk, rows = [], []
+            chunk.append(after)
+            rows += writes
+        if chunk:
+            saved += self._save_chunk(chunk, rows)
+        return saved
+
+    def _save_chunk(self, jobs: list[Job], rows: list[Write]) -> list[str]:
+        try:
+            self.table.write(jobs[0].tenant, rows)
+        except ConcurrencyConflict:
+            return []  # one of them changed since it was read: each is saved alone
+        return [job.id for job in jobs]
 
     def find(self, tenant: str, query: JobQuery) -> Page[JobSummary]:
         sort = SORTS[query.sort]

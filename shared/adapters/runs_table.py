@@ -96,6 +96,19 @@ def run_from_row(row: Row) -> Run:
     return Run.model_validate(known(Run, data))
 
 
+def _fire_writes(runs: Sequence[Run], due_from: DueEntry | None, due_to: DueEntry | None) -> list[Write]:
+    """A job's fire: its new runs with their hints, and its due row moved from `due_from` to `due_to`."""
+    writes: list[Write] = []
+    for run in runs:
+        writes.append(Write("insert", _run_rk(run.tenant, run.job_id, run.run_key), _props(run)))
+        writes += _hint_writes(None, run)
+    if due_to is not None:
+        writes.append(Write("upsert", due_key(due_to)))
+    if due_from is not None and due_to is not None and due_key(due_from) != due_key(due_to):
+        writes.append(Write("delete", due_key(due_from)))
+    return writes
+
+
 def _hint_writes(before: Run | None, after: Run) -> list[Write]:
     old, new = (WatchHint.of(before) if before else None), WatchHint.of(after)
     writes = []
@@ -236,16 +249,10 @@ class RunsTable:
         """The tick's write for one job: its new runs with their hints, and its due row moved from
         `due_from` to `due_to`, in one transaction. Runs recorded before (a second tick, a replay)
         are returned as stored and not written again."""
-        writes: list[Write] = []
-        for run in runs:
-            writes.append(Write("insert", _run_rk(run.tenant, run.job_id, run.run_key), _props(run)))
-            writes += _hint_writes(None, run)
-        due = [Write("upsert", due_key(due_to))] if due_to is not None else []
-        if due_from is not None and due_to is not None and due_key(due_from) != due_key(due_to):
-            due.append(Write("delete", due_key(due_from)))
-        if len(writes) + len(due) <= MAX_BATCH:
+        writes = _fire_writes(runs, due_from, due_to)
+        if len(writes) <= MAX_BATCH:
             try:
-                self.table.write(shard, writes + due)
+                self.table.write(shard, writes)
                 return list(runs)
             except (AlreadyExists, NotFound):
                 pass  # another tick got here first: take the slow path, one thing at a time
@@ -255,6 +262,40 @@ class RunsTable:
         if due_from is not None and due_to is not None and due_key(due_from) != due_key(due_to):
             self.table.discard(shard, due_key(due_from))
         return recorded
+
+    def record_fires(
+        self, shard: str, fires: Sequence[tuple[Sequence[Run], DueEntry | None, DueEntry | None]]
+    ) -> list[list[Run] | None]:
+        results: list[list[Run] | None] = [None] * len(fires)
+        chunk: list[int] = []
+        rows: list[Write] = []
+        for i, fire in enumerate(fires):
+            writes = _fire_writes(*fire)
+            if len(rows) + len(writes) > MAX_BATCH and chunk:
+                self._write_chunk(shard, chunk, rows, fires, results)
+                chunk, rows = [], []
+            if len(writes) > MAX_BATCH:
+                continue  # too big to share: recorded alone (None)
+            chunk.append(i)
+            rows += writes
+        if chunk:
+            self._write_chunk(shard, chunk, rows, fires, results)
+        return results
+
+    def _write_chunk(
+        self,
+        shard: str,
+        chunk: list[int],
+        rows: list[Write],
+        fires: Sequence[tuple[Sequence[Run], DueEntry | None, DueEntry | None]],
+        results: list[list[Run] | None],
+    ) -> None:
+        try:
+            self.table.write(shard, rows)
+        except (AlreadyExists, NotFound):
+            return  # one of them was recorded already, or its due row moved: each goes alone
+        for i in chunk:
+            results[i] = list(fires[i][0])
 
     def drop_hint(self, hint: WatchHint) -> None:
         self.table.discard(hint.shard, hint_key(hint))

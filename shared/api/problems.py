@@ -91,7 +91,8 @@ def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     problems = list(exc.errors())
     body_errors = [e for e in problems if tuple(e.get("loc", ())) == ("body",)]
     content_type = request.headers.get("content-type", "")
-    if body_errors and request.method in ("POST", "PUT") and "json" not in content_type:
+    # FastAPI hands over the body it read (None: there was none, which is 422 "body: required").
+    if body_errors and exc.body is not None and "json" not in content_type:
         return problem(
             415,
             "Unsupported media type",
@@ -116,15 +117,23 @@ def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+_HTTP: dict[int, tuple[str, str]] = {
+    400: ("malformed_json", "Malformed JSON"),  # FastAPI could not read the body at all
+    404: ("not_found", "Not found"),
+    405: ("method_not_allowed", "Method not allowed"),
+    413: ("payload_too_large", "Payload too large"),
+}
+
+
 def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
-        exc.status_code, "http_error"
-    )
     detail = str(exc.detail)
+    code, title = _HTTP.get(exc.status_code, ("http_error", detail.partition(":")[0].capitalize()))
     if exc.status_code == 404 and detail == "Not Found":
         detail = "no such endpoint: see /api/docs"
-    return problem(exc.status_code, detail.split(":")[0].capitalize(), detail, code, headers=exc.headers)
+    elif exc.status_code == 400 and detail == "There was an error parsing the body":
+        detail = "the request body is not valid JSON: it could not be decoded (send UTF-8)"
+    return problem(exc.status_code, title, detail, code, headers=exc.headers)
 
 
 def _unexpected(_: Request, exc: Exception) -> JSONResponse:

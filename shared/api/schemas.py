@@ -19,6 +19,34 @@ from shared.domain.run import Attempt, Run, RunState, Trigger
 from shared.domain.schedule import DstNote, FireTime, ScheduleSpec
 
 
+class Problem(BaseModel):
+    """An error, as RFC 9457 problem details (`application/problem+json`)."""
+
+    type: str = Field(
+        description="A URI naming the kind of problem: `urn:ml-scheduler:problem:{code}`.",
+        examples=["urn:ml-scheduler:problem:invalid_input"],
+    )
+    title: str = Field(description="A short summary of the kind of problem.", examples=["Invalid input"])
+    status: int = Field(ge=400, le=599, description="The HTTP status code.", examples=[422])
+    detail: str = Field(description="What went wrong with this request, for a person.")
+    code: str = Field(
+        description=(
+            "Machine-readable kind, the end of `type`: `malformed_json`, `unauthenticated`, `forbidden`, "
+            "`not_found`, `method_not_allowed`, `conflict`, `illegal_transition`, `precondition_failed`, "
+            "`payload_too_large`, `unsupported_media_type`, `invalid_input`, `invalid_schedule`, "
+            "`external_error`, `internal`."
+        ),
+        examples=["invalid_input"],
+    )
+    errors: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Field path (`schedule.cron`, `task.cluster`, a header name) → what is wrong with it; "
+            "on a run's 409, `state` → the run's state. Absent when there is nothing to add."
+        ),
+    )
+
+
 class JobOut(JobDefinition):
     """A job: its definition (the fields PUT takes) plus what the scheduler keeps about it."""
 

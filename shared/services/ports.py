@@ -79,6 +79,13 @@ class JobRepository(Protocol):
         """Replace `before` (read with `etag`) by `after`; ConcurrencyConflict if it changed since."""
         ...
 
+    def save_all(self, items: Sequence[tuple[Job, str, Job]]) -> list[str]:
+        """Save many jobs of one tenant, as few transactions as fit (no audit: the tick's changes).
+
+        Returns the ids of the jobs saved; a job whose transaction failed (one of its jobs changed
+        since it was read) is not among them, and nothing of that transaction was written."""
+        ...
+
     def find(self, tenant: str, query: JobQuery) -> Page[JobSummary]:
         """A page of the tenant's jobs: filtered, searched and sorted as `query` says."""
         ...
@@ -131,6 +138,13 @@ class RunRepository(Protocol):
         self, shard: str, runs: Sequence[Run], due_from: DueEntry | None, due_to: DueEntry | None
     ) -> list[Run]:
         """A job's new runs with their hints, and its due entry moved, in one transaction."""
+        ...
+
+    def record_fires(
+        self, shard: str, fires: Sequence[tuple[Sequence[Run], DueEntry | None, DueEntry | None]]
+    ) -> list[list[Run] | None]:
+        """Many jobs' `record_fire`s in as few transactions as fit; per fire, the runs recorded, or
+        None if its transaction failed (nothing of it was written: record it alone)."""
         ...
 
     def drop_hint(self, hint: WatchHint) -> None: ...

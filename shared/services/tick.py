@@ -18,12 +18,13 @@ job records SKIPPED occurrences only if it asked to. Three storage requests per 
 from __future__ import annotations
 
 import logging
-from collections import deque
-from collections.abc import Iterable
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from threading import Lock
+from typing import TypeVar
 
 from shared.adapters.queue import MessageSender
 from shared.domain.clock import Clock
@@ -44,6 +45,8 @@ MISFIRE_GRACE = timedelta(seconds=60)  # later than this, a fire time counts as 
 MAX_ROWS_PER_FIRE = 98
 CATCH_UP_CAP = 100
 _MAX_TRIES = 5
+_SEND_CHUNK = 100  # messages per send: a Service Bus batch holds at most 256 KiB
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -68,6 +71,31 @@ class _Plan:
     runs: list[Run]
     next_fire: datetime | None
     next_dst: DstNote | None
+
+
+@dataclass(frozen=True)
+class _Fire:
+    """A due job, read and planned: what the tick writes for it."""
+
+    entry: DueEntry  # the due row that woke it
+    job: Job
+    etag: str
+    plan: _Plan
+    due_from: DueEntry | None
+    due_to: DueEntry | None
+
+
+def _due(job: Job, horizon: datetime) -> bool:
+    return job.is_due_indexed and job.next_fire_at is not None and job.next_fire_at < horizon
+
+
+def _one_per_job(fires: list[_Fire]) -> list[_Fire]:
+    """A job two due rows woke fires once (a stale row's fire is dropped with it)."""
+    seen: dict[str, _Fire] = {}
+    for fire in fires:
+        if fire.job.id not in seen or fire.entry == fire.due_from:
+            seen[fire.job.id] = fire
+    return list(seen.values())
 
 
 class Ticker:
@@ -95,13 +123,27 @@ class Ticker:
         self.concurrency = concurrency
 
     def tick(self) -> TickReport:
-        """One pass over every shard; work grows with what is due, not with how many jobs exist."""
+        """One pass over every shard; work grows with what is due, not with how many jobs exist.
+
+        Jobs are read and planned in parallel; their records are then written a shard at a time
+        and their job rows a tenant at a time, each in transactions of up to 100 rows: one
+        transaction holds many jobs' fires. A job whose transaction fails (another tick got there
+        first, the job was edited) goes through `visit` on its own, which reads it again.
+        """
         now = self.clock.now()
         horizon = now + self.lookahead
         report = TickReport()
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="tick") as pool:
-            entries = (e for shard in self.due_index.shards for e in self._due(shard, horizon, report))
-            for _ in pool.map(lambda e: self._visit_safely(e, now, horizon, report), entries):
+            entries = [e for shard in self.due_index.shards for e in self._due(shard, horizon, report)]
+            prepared = pool.map(
+                lambda e: self._guarded(e, report, lambda: self._prepare(e, now, horizon, report)), entries
+            )
+            fires = _one_per_job([f for f in prepared if f is not None])
+            retry = self._record_and_save(fires, pool, report)
+            alone = [f.entry for f in retry]
+            for _ in pool.map(
+                lambda e: self._guarded(e, report, lambda: self.visit(e, now, horizon, report)), alone
+            ):
                 pass
         metrics.ticks.add(1)
         metrics.occurrences_fired.add(report.fired)
@@ -117,6 +159,102 @@ class Ticker:
         )
         return report
 
+    def _guarded(self, entry: DueEntry, report: TickReport, step: Callable[[], _T]) -> _T | None:
+        try:
+            return step()
+        except Exception:
+            # One job's failure must not stop the others; its due row stays, so the next tick retries.
+            report.add(errors=1)
+            log.exception("tick failed for a job", extra={"tenant": entry.tenant, "job_id": entry.job_id})
+            return None
+
+    def _prepare(self, entry: DueEntry, now: datetime, horizon: datetime, report: TickReport) -> _Fire | None:
+        """Read the job a due row names and plan its fire, or drop the row if it is stale."""
+        report.add(visited=1)
+        try:
+            job, etag = self.job_repository.get(entry.tenant, entry.job_id)
+        except NotFound:
+            job, etag = None, ""
+        if job is None or not _due(job, horizon):
+            self._drop_if_stale(entry, job, report)
+            return None
+        plan = self._plan(job, now, horizon)
+        due_from, due_to = self.due_index.entry(job), self.due_index.entry(self._advanced(job, plan, []))
+        if entry not in (due_from, due_to):  # a row left by an earlier edit or crash
+            self.due_index.remove(entry)
+            report.add(stale_rows=1)
+        return _Fire(entry, job, etag, plan, due_from, due_to)
+
+    def _record_and_save(
+        self, fires: list[_Fire], pool: ThreadPoolExecutor, report: TickReport
+    ) -> list[_Fire]:
+        """Record every fire, send its launches, save its job; the fires that must go alone."""
+        by_shard: dict[str, list[_Fire]] = defaultdict(list)
+        for fire in fires:
+            by_shard[self.due_index.shard_for(fire.job)].append(fire)
+        recorded: dict[str, list[Run]] = {}
+        for done in pool.map(lambda item: self._record(item[0], item[1], report), by_shard.items()):
+            recorded.update(done)
+        retry = [f for f in fires if f.job.id not in recorded]
+        self._send_launches([run for runs in recorded.values() for run in runs], report)
+        saves = [f for f in fires if f.job.id in recorded]
+        by_tenant: dict[str, list[_Fire]] = defaultdict(list)
+        for fire in saves:
+            by_tenant[fire.job.tenant].append(fire)
+        saved: set[str] = set()
+        for done_ids in pool.map(lambda item: self._save(item[1], recorded, report), by_tenant.items()):
+            saved |= done_ids
+        for fire in saves:
+            if fire.job.id in saved:
+                self._fired(fire, report)
+            else:
+                retry.append(fire)
+        return retry
+
+    def _record(self, shard: str, fires: list[_Fire], report: TickReport) -> dict[str, list[Run]]:
+        records = [(f.plan.runs, f.due_from if f.due_to else None, f.due_to) for f in fires]
+        try:
+            results = self.run_repository.record_fires(shard, records)
+        except Exception as err:  # whatever it was, each job gets its own try
+            report.add(errors=1)
+            log.warning("could not record fires in shard %s; one by one: %s", shard, err)
+            return {}
+        return {f.job.id: runs for f, runs in zip(fires, results, strict=True) if runs is not None}
+
+    def _save(self, fires: list[_Fire], recorded: dict[str, list[Run]], report: TickReport) -> set[str]:
+        items = [(f.job, f.etag, self._advanced(f.job, f.plan, recorded[f.job.id])) for f in fires]
+        try:
+            return set(self.job_repository.save_all(items))
+        except Exception as err:  # whatever it was, each job gets its own try
+            report.add(errors=1)
+            log.warning("could not save fired jobs; one by one: %s", err)
+            return set()
+
+    def _fired(self, fire: _Fire, report: TickReport) -> None:
+        if fire.due_to is None and fire.due_from is not None:
+            self.due_index.remove(fire.due_from)  # the schedule ended: the job now says COMPLETED
+        self._count(fire.job, fire.plan, report)
+
+    def _send_launches(self, runs: list[Run], report: TickReport) -> None:
+        messages = [
+            message_for(run, run.intent, self.queues)
+            for run in runs
+            if run.intent is not None and run.state is RunState.SCHEDULED
+        ]
+        for i in range(0, len(messages), _SEND_CHUNK):
+            try:
+                self.sender.send(messages[i : i + _SEND_CHUNK])
+            except Exception as err:
+                report.add(send_failures=1)  # recorded with their hints: the watchdog sends them
+                log.warning("launch send failed; the watchdog will send them: %s", err)
+
+    def _count(self, job: Job, plan: _Plan, report: TickReport) -> None:
+        fired = [r for r in plan.runs if r.state is RunState.SCHEDULED]
+        report.add(fired=len(fired), skipped=len(plan.runs) - len(fired))
+        if len(plan.runs) > len(fired):
+            labels = {"state": RunState.SKIPPED.value, "job_id": job.id, "tenant": job.tenant}
+            metrics.runs_finished.add(len(plan.runs) - len(fired), labels)
+
     def _due(self, shard: str, horizon: datetime, report: TickReport) -> Iterable[DueEntry]:
         """A shard's due rows; a shard storage cannot read now waits for the next tick, alone."""
         try:
@@ -126,42 +264,35 @@ class Ticker:
             log.warning("could not read shard %s of the due index: %s", shard, err.detail)
             return []
 
-    def _visit_safely(self, entry: DueEntry, now: datetime, horizon: datetime, report: TickReport) -> None:
-        try:
-            self.visit(entry, now, horizon, report)
-        except Exception:
-            # One job's failure must not stop the others; its due row stays, so the next tick retries.
-            report.add(errors=1)
-            log.exception("tick failed for a job", extra={"tenant": entry.tenant, "job_id": entry.job_id})
-
     def visit(self, entry: DueEntry, now: datetime, horizon: datetime, report: TickReport) -> None:
-        """Bring one job up to date with `now`; any due row of a job wakes the whole job."""
-        report.add(visited=1)
+        """Bring one job up to date with `now`, alone (a fire whose batch failed, or a test)."""
         for _ in range(_MAX_TRIES):
             try:
+                job: Job | None
                 job, etag = self.job_repository.get(entry.tenant, entry.job_id)
             except NotFound:
                 job = None
-            fired_from: DueEntry | None = None
-            if job is not None and job.is_due_indexed and job.next_fire_at and job.next_fire_at < horizon:
+            if job is not None and _due(job, horizon):
+                fired_from = self.due_index.entry(job)  # the fire itself moves this row
                 try:
-                    fired_from = self.due_index.entry(job)
-                    self._fire(job, etag, now, horizon, report)
+                    job = self._fire(job, etag, now, horizon, report)
                 except ConcurrencyConflict:
                     report.add(conflicts=1)
                     continue  # someone else moved the job: look again
-            if fired_from is None or fired_from != entry:
-                self._drop_if_stale(entry, job)
-                report.add(stale_rows=0 if fired_from else 1)
+                if entry == fired_from:
+                    return
+            self._drop_if_stale(entry, job, report)
             return
         log.warning("job kept changing during the tick; next tick", extra={"job_id": entry.job_id})
 
-    def _drop_if_stale(self, entry: DueEntry, job: Job | None) -> None:
+    def _drop_if_stale(self, entry: DueEntry, job: Job | None, report: TickReport) -> None:
+        """Delete `entry` unless it is the row `job` (as it now is) should have."""
         current = self.due_index.entry(job) if job is not None else None
-        if current is None or current != entry:
+        if current != entry:
             self.due_index.remove(entry)
+            report.add(stale_rows=1)
 
-    def _fire(self, job: Job, etag: str, now: datetime, horizon: datetime, report: TickReport) -> None:
+    def _fire(self, job: Job, etag: str, now: datetime, horizon: datetime, report: TickReport) -> Job:
         plan = self._plan(job, now, horizon)
         due_from, due_to = self.due_index.entry(job), self.due_index.entry(self._advanced(job, plan, []))
         shard = self.due_index.shard_for(job)
@@ -181,11 +312,8 @@ class Ticker:
         self.job_repository.save(job, etag, after, audit=None)
         if due_to is None and due_from is not None:
             self.due_index.remove(due_from)
-        fired = [r for r in plan.runs if r.state is RunState.SCHEDULED]
-        report.add(fired=len(fired), skipped=len(plan.runs) - len(fired))
-        if len(plan.runs) > len(fired):
-            labels = {"state": RunState.SKIPPED.value, "job_id": job.id, "tenant": job.tenant}
-            metrics.runs_finished.add(len(plan.runs) - len(fired), labels)
+        self._count(job, plan, report)
+        return after
 
     def _plan(self, job: Job, now: datetime, horizon: datetime) -> _Plan:
         """Occurrences from the next fire time up to the horizon, with the misfire policy applied."""

@@ -14,7 +14,9 @@ what `watch_action` says:
   job hostage.
 
 Messages that exhausted their deliveries (dead letters) are repairs too: the message is known
-lost, so its run is repaired at once rather than when its hint comes due.
+lost, so its run is repaired at once rather than when its hint comes due. Every fifth minute it
+also restores due rows that went missing, from each tenant's next-fire index. The actions on one
+run are in `repairs.py`.
 """
 
 from __future__ import annotations
@@ -22,40 +24,18 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from shared.adapters.queue import DeadLetter, DeadLetters
 from shared.domain.errors import ExternalError, InvalidInput, NotFound
-from shared.domain.policies import (
-    OverlapVerdict,
-    WatchAction,
-    given_up_state,
-    overlap_verdict,
-    watch_action,
-)
-from shared.domain.run import IntentKind, Run, RunState
-from shared.services import endings
-from shared.services.messages import RunRef, launch_intent
+from shared.domain.policies import WatchAction, watch_action
+from shared.services.messages import RunRef
 from shared.services.ports import WatchHint
+from shared.services.repairs import Repairs, WatchReport
 from shared.services.run_context import RunContext
-from shared.services.stopping import STOPPING, finish_stopping, read, time_out
 from shared.telemetry import metrics
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class WatchReport:
-    due_rows_restored: int = 0
-    visited: int = 0
-    dropped: int = 0
-    resent: int = 0
-    checked: int = 0
-    settled: int = 0
-    given_up: int = 0
-    dead_letters: int = 0
-    errors: int = 0
 
 
 class Watchdog:
@@ -69,6 +49,7 @@ class Watchdog:
         due_check_minutes: int = 5,
     ) -> None:
         self.ctx = ctx
+        self.repairs = Repairs(ctx)
         self.due_check_minutes = due_check_minutes
         self.batch = batch
         self.dead_letters = dead_letters
@@ -132,112 +113,7 @@ class Watchdog:
             ctx.run_repository.rehome(hint, run)
             report.dropped += 1
         else:
-            self._repair(run, etag, action, now, report, chain_lost=False)
-
-    def _repair(
-        self,
-        run: Run,
-        etag: str,
-        action: WatchAction,
-        now: datetime,
-        report: WatchReport,
-        *,
-        chain_lost: bool,
-    ) -> None:
-        if action is WatchAction.GIVE_UP:
-            self._give_up(run, etag, now)
-            report.given_up += 1
-        elif action is WatchAction.RESEND:
-            self._resend(run, etag, now)
-            report.resent += 1
-        elif action is WatchAction.CHECK_QUEUE:
-            report.resent += self._check_queue(run, etag, now)
-        elif action is WatchAction.CHECK_DATABRICKS:
-            report.settled += self._check_databricks(run, etag, now, chain_lost=chain_lost)
-            report.checked += 1
-        elif action is WatchAction.STOP:
-            self._stop(run, etag, now)
-            report.settled += 1
-
-    def _resend(self, run: Run, etag: str, now: datetime) -> None:
-        """Send the launch the run waits for again, with a fresh id, and back off."""
-        intent = run.intent or launch_intent(run, run.attempt, now)
-        repairs = run.repairs + 1
-        repaired, _ = self.ctx.write(
-            run, etag, run.model_copy(update={"intent": intent, "repairs": repairs}), now
-        )
-        self.ctx.send(repaired, intent, at=now, repair=repairs)
-        metrics.repairs.add(1, {"state": run.state.value})
-        log.warning(
-            "re-sent a lost %s", intent.kind.value, extra={"job_id": run.job_id, "run_key": run.run_key}
-        )
-
-    def _check_queue(self, run: Run, etag: str, now: datetime) -> int:
-        """A QUEUED run whose release never came: launch it once nothing blocks it."""
-        ctx = self.ctx
-        job = ctx.job(run.tenant, run.job_id)
-        recent = ctx.run_repository.recent(run.shard, run.tenant, run.job_id)
-        others = [r for r, _ in recent if r.run_key != run.run_key]
-        blocked = job is not None and overlap_verdict(job.definition.overlap, others) is not OverlapVerdict.GO
-        if blocked:
-            ctx.write(run, etag, run.model_copy(update={"checks": run.checks + 1}), now)
-            return 0
-        self._resend(run, etag, now)
-        return 1
-
-    def _check_databricks(self, run: Run, etag: str, now: datetime, *, chain_lost: bool) -> int:
-        """A RUNNING run nothing has ended: ask Databricks. 1 if it was settled."""
-        ctx = self.ctx
-        intent = run.intent
-        dbx = run.databricks_run_of(run.attempt)
-        if dbx is None:  # a row from before intents: nothing to follow
-            self._give_up(run, etag, now)
-            return 1
-        try:
-            status = read(ctx, dbx)
-        except ExternalError as err:
-            if err.retryable:  # Databricks is down: look again later; that is no reason to end the run
-                ctx.write(run, etag, run.model_copy(update={"checks": run.checks + 1}), now)
-                return 0
-            endings.settle(ctx, run, etag, endings.attempt_record(run, None, now, err.detail), now)
-            return 1
-        if status is None or status.is_terminal:
-            endings.settle(ctx, run, etag, endings.attempt_record(run, status, now), now)
-            return 1
-        deadline = intent.deadline if intent is not None else None
-        if deadline is not None and now >= deadline:
-            time_out(ctx, run, etag, dbx, now)
-            return 1
-        if chain_lost and intent is not None and intent.kind is IntentKind.POLL:
-            # Its poll was dead-lettered: nothing follows it any more. Start a new chain.
-            repairs = run.repairs + 1
-            run, _ = ctx.write(run, etag, run.model_copy(update={"repairs": repairs}), now)
-            ctx.send(run, intent, at=now, repair=repairs)
-            return 0
-        ctx.write(run, etag, run.model_copy(update={"checks": run.checks + 1}), now)
-        return 0
-
-    def _stop(self, run: Run, etag: str, now: datetime) -> None:
-        intent = run.intent
-        dbx = (intent.databricks_run_id if intent else None) or run.databricks_run_of(run.attempt)
-        if dbx is None:
-            endings.end(self.ctx, run, etag, given_up_state(run.state), now, run.reason or "stopped")
-            return
-        try:
-            finish_stopping(self.ctx, run, etag, dbx, now, run.reason or "stopped")
-        except ExternalError as err:
-            log.warning("could not stop run %s in Databricks: %s", run.id, err.detail)
-            self.ctx.write(run, etag, run.model_copy(update={"repairs": run.repairs + 1}), now)
-
-    def _give_up(self, run: Run, etag: str, now: datetime) -> None:
-        waited = run.intent.kind.value if run.intent else "progress"
-        reason = f"no progress after {run.repairs} repairs ({run.state} waiting for {waited})"
-        dbx = run.databricks_run_of(run.attempt)
-        if dbx is not None and run.state in (RunState.RUNNING, *STOPPING):
-            endings.cancel_quietly(self.ctx, dbx, "its run is given up")
-        endings.end(self.ctx, run, etag, given_up_state(run.state), now, reason)
-        metrics.repairs.add(1, {"state": "given_up"})
-        log.error("gave up on a run: %s", reason, extra={"job_id": run.job_id, "run_key": run.run_key})
+            self.repairs.apply(run, etag, action, now, report, chain_lost=False)
 
     # -- due rows --------------------------------------------------------------------------------------
 
@@ -309,4 +185,4 @@ class Watchdog:
         action = watch_action(run, run.watch_at or now, now, ctx.settings.watch)
         if action in (WatchAction.DROP, WatchAction.REHOME):
             return
-        self._repair(run, etag, action, now, report, chain_lost=True)
+        self.repairs.apply(run, etag, action, now, report, chain_lost=True)

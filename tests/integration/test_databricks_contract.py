@@ -28,11 +28,11 @@ from shared.adapters.databricks import (
     idempotency_token,
     placeholder_context,
 )
-from shared.adapters.databricks_fake import FakeDatabricks, FakeOutcome
 from shared.config import Settings
 from shared.domain.errors import ExternalError, NotFound
 from shared.domain.job import Autoscale, ClusterSpec, DatabricksJobTask, DatabricksRunTask, PythonWheel
 from shared.domain.run import FailureKind
+from tests.fakes.databricks import FakeDatabricks, FakeOutcome
 
 pytestmark = pytest.mark.timeout(30)
 

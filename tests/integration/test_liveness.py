@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 
 from shared.adapters.databricks import idempotency_token
-from shared.adapters.databricks_fake import FakeDatabricks, FakeOutcome
 from shared.adapters.queue import OutgoingMessage
 from shared.domain.errors import ExternalError, SchedulerError
 from shared.domain.run import FailureKind, Run, RunState
 from tests.conftest import TableFactory
+from tests.fakes.databricks import FakeDatabricks, FakeOutcome
 from tests.world import ALICE, World
 
 FIRST = datetime(2026, 6, 1, 12, 5, tzinfo=UTC)

@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 
 from shared.adapters.jobs_table import JobsTable, job_from_row
-from shared.adapters.memory_table import InMemoryTable
 from shared.adapters.row_schema import JOB_VERSION, RUN_VERSION, upgraded
 from shared.adapters.runs_table import run_from_row
 from shared.adapters.table import Row, Write
 from shared.domain.job import Actor, JobStatus
 from shared.domain.run import AttemptResult, RunState
 from shared.services.ports import JobQuery
+from tests.fakes.memory_table import InMemoryTable
 from tests.world import World
 
 FIXTURE = json.loads((Path(__file__).parent.parent / "fixtures" / "rows_ca9225d.json").read_text())

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from shared.adapters.databricks import Phase, idempotency_token
-from shared.adapters.databricks_fake import FakeOutcome
-from shared.adapters.memory_table import InMemoryTable
 from shared.domain.errors import Conflict
 from shared.domain.run import AttemptResult, FailureKind, RunState
 from shared.services.inbox import Incoming
 from tests.conftest import TableFactory
+from tests.fakes.databricks import FakeOutcome
+from tests.fakes.memory_table import InMemoryTable
 from tests.world import ALICE, World
 
 
@@ -356,3 +356,26 @@ def test_a_databricks_state_nobody_mapped_fails_the_run_for_a_person_to_look_at(
     assert run.state is RunState.FAILED and len(run.attempts) == 1  # never retried: it would not help
     assert run.attempts[0].failure is FailureKind.UNKNOWN_STATE and "HIBERNATING" in (run.reason or "")
     assert w.fake.calls["cancel"] == 1  # nothing runs unwatched
+
+
+def test_a_launch_makes_two_storage_requests_before_calling_databricks() -> None:
+    w = World(InMemoryTable)
+    counters = [t.counter for t in w.s.tables.all() if isinstance(t, InMemoryTable)]
+    job = w.job()
+    w.fire()
+    (launch,) = w.broker.receive()
+    seen: list[int] = []
+    original = w.fake.launch
+
+    def launch_and_count(request: Any) -> Any:
+        seen.append(sum(c.requests for c in counters))
+        return original(request)
+
+    w.fake.launch = launch_and_count  # type: ignore[method-assign]
+    for c in counters:
+        c.reset()
+    assert w.s.inbox.launch(incoming(launch)).action == "launched"
+    after = sum(c.requests for c in counters)
+    assert seen == [2]  # the job's newest runs (this one among them) and the job
+    assert after == 3  # and one transaction: RUNNING with its first poll, the hint moved
+    assert w.run(job).state is RunState.RUNNING

@@ -15,16 +15,16 @@ from typing import Any
 import pytest
 
 from shared.adapters.databricks import idempotency_token
-from shared.adapters.memory_table import InMemoryTable
 from shared.adapters.runs_table import hint_key
 from shared.adapters.table import Write
-from shared.domain.clock import FixedClock
 from shared.domain.job import Job, JobStatus
 from shared.domain.run import RunState
 from shared.services.ports import WatchHint
 from shared.services.run_context import Outcome
 from tests import world as harness
 from tests.conftest import TableFactory
+from tests.fakes.clock import FixedClock
+from tests.fakes.memory_table import InMemoryTable
 from tests.world import ALICE
 
 START = datetime(2026, 6, 1, 12, 0, 30, tzinfo=UTC)
@@ -120,9 +120,9 @@ class Crash(Exception):
 
 
 CRASH_POINTS = [
-    pytest.param("run_repository.record_fire", id="after-the-runs-and-due-row"),
+    pytest.param("run_repository.record_fires", id="after-the-runs-and-due-row"),
     pytest.param("sender.send", id="after-the-send"),
-    pytest.param("job_repository.save", id="after-the-job-update"),
+    pytest.param("job_repository.save_all", id="after-the-job-update"),
 ]
 
 
@@ -313,20 +313,23 @@ def test_fall_back_night_yields_one_occurrence_for_a_daily_0130_new_york_job(wor
 
 
 def test_tick_work_does_not_grow_with_jobs_that_are_not_due() -> None:
-    def storage_requests(not_due: int) -> int:
-        w = World(InMemoryTable, FixedClock(START))
-        for i in range(10):
-            w.create(name=f"due-{i}")
-        for i in range(not_due):
-            w.create(name=f"later-{i}", schedule={"cron": "0 0 1 1 *"})
-        w.clock.set(datetime(2026, 6, 1, 12, 4, 0, tzinfo=UTC))
-        tables = [t for t in w.s.tables.all() if isinstance(t, InMemoryTable)]
+    w = World(InMemoryTable, FixedClock(START))
+    for i in range(10):
+        w.create(name=f"due-{i}")  # every 5 minutes
+    tables = [t for t in w.s.tables.all() if isinstance(t, InMemoryTable)]
+
+    def storage_requests(at: datetime) -> tuple[int, int]:
+        w.clock.set(at)
         for table in tables:
             table.counter.reset()
-        w.s.ticker.tick()
-        return sum(table.counter.reset() for table in tables)
+        report = w.s.ticker.tick()
+        return sum(table.counter.reset() for table in tables), report.fired
 
-    assert storage_requests(0) == storage_requests(300)
+    alone = storage_requests(datetime(2026, 6, 1, 12, 4, 0, tzinfo=UTC))
+    for i in range(300):
+        w.create(name=f"later-{i}", schedule={"cron": "0 0 1 1 *"})
+    among_many = storage_requests(datetime(2026, 6, 1, 12, 9, 0, tzinfo=UTC))  # the same 10 due again
+    assert alone == among_many and alone[1] == 10
 
 
 def test_the_watchdog_resends_a_lost_launch(world: World) -> None:

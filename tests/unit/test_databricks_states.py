@@ -331,7 +331,7 @@ def test_the_port_module_does_not_load_the_sdk() -> None:
     # The app imports the port at start; the SDK costs ~2 s. A fresh interpreter tells the truth.
     import subprocess
 
-    code = "import sys, shared.adapters.databricks, shared.adapters.databricks_fake; " + (
+    code = "import sys, shared.adapters.databricks, tests.fakes.databricks; " + (
         "print(any(m.startswith('databricks') for m in sys.modules))"
     )
     root = Path(__file__).resolve().parents[2]

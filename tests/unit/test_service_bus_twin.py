@@ -10,8 +10,8 @@ import pytest
 
 from devstack.service_bus_twin import Delivery, ServiceBusTwin
 from shared.adapters.queue import DeadLetter, DeadLetters, MessageSender, OutgoingMessage
-from shared.domain.clock import FixedClock
 from shared.domain.errors import ExternalError
+from tests.fakes.clock import FixedClock
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
