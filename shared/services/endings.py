@@ -11,7 +11,7 @@ import logging
 from datetime import datetime
 
 from shared.adapters.databricks import RunStatus
-from shared.domain.errors import ConcurrencyConflict, ExternalError, NotFound
+from shared.domain.errors import Conflict, ExternalError, NotFound
 from shared.domain.job import Job, JobStatus, OverlapPolicy
 from shared.domain.policies import attempt_ending, attempt_result
 from shared.domain.run import (
@@ -21,13 +21,12 @@ from shared.domain.run import (
     Run,
     RunState,
 )
+from shared.services.conflicts import until_saved
 from shared.services.messages import launch_id, launch_intent
 from shared.services.run_context import Outcome, RunContext
 from shared.telemetry import metrics
 
 log = logging.getLogger(__name__)
-
-_NOTE_TRIES = 5
 
 
 def attempt_record(
@@ -124,23 +123,25 @@ def after_end(ctx: RunContext, ended: Run, now: datetime, known: JobRead = None)
 
 def note_on_job(ctx: RunContext, run: Run, known: JobRead = None) -> Job | None:
     """The job's "last run" shows this run, unless a newer one is already noted."""
-    for _ in range(_NOTE_TRIES):
-        read = known or ctx.job_read(run.tenant, run.job_id)
-        known = None
+    first = [known] if known is not None else []  # the job as the caller read it; then read again
+
+    def attempt() -> Job | None:
+        read = first.pop() if first else ctx.job_read(run.tenant, run.job_id)
         if read is None:
             return None
         job, etag = read
-        if job.last_run_at is not None and job.last_run_at > run.scheduled_for:
-            return job
-        if job.last_run_at == run.scheduled_for and job.last_run_state is run.state:
+        newer = job.last_run_at is not None and job.last_run_at > run.scheduled_for
+        same = job.last_run_at == run.scheduled_for and job.last_run_state is run.state
+        if newer or same:
             return job
         after = job.model_copy(update={"last_run_state": run.state, "last_run_at": run.scheduled_for})
-        try:
-            ctx.job_repository.save(job, etag, after, audit=None)
-            return after
-        except ConcurrencyConflict:
-            continue
-    return ctx.job(run.tenant, run.job_id)
+        ctx.job_repository.save(job, etag, after, audit=None)
+        return after
+
+    try:
+        return until_saved(attempt, f"job {run.job_id}")
+    except Conflict:
+        return ctx.job(run.tenant, run.job_id)  # busy: the next end notes it
 
 
 def release_buffered(ctx: RunContext, ended: Run, now: datetime) -> None:

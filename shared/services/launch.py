@@ -35,6 +35,7 @@ from shared.domain.run import (
 )
 from shared.domain.schedule import zone
 from shared.services import endings
+from shared.services.conflicts import until_saved
 from shared.services.endings import JobRead
 from shared.services.messages import RunRef, launch_intent, poll_intent
 from shared.services.run_context import Outcome, RunContext
@@ -154,21 +155,21 @@ class Launcher:
         ctx = self.ctx
         dbx = record.databricks_run_id
         assert dbx is not None
-        for _ in range(5):
-            if not _launchable(run, record.number):
-                if run.databricks_run_of(record.number) != dbx and run.state.is_terminal:
+        first = [(run, etag)]  # the run as read before the call; after a conflict, read again
+        key = _key(run)
+
+        def attempt() -> Run | None:
+            current, tag = first.pop() if first else ctx.run_repository.get(*key)
+            if not _launchable(current, record.number):
+                if current.databricks_run_of(record.number) != dbx and current.state.is_terminal:
                     endings.cancel_quietly(ctx, dbx, "its run ended while it launched")
                 return None
-            running = run.moved(RunState.LAUNCHING, now).moved(RunState.RUNNING, now, reason="")
+            running = current.moved(RunState.LAUNCHING, now).moved(RunState.RUNNING, now, reason="")
             running = running.with_attempt(record)
-            running = running.model_copy(
-                update={"intent": poll_intent(running, record.number, 1, dbx, deadline, due)}
-            )
-            try:
-                return ctx.write(run, etag, running, now)[0]
-            except ConcurrencyConflict:
-                run, etag = ctx.run_repository.get(run.shard, run.tenant, run.job_id, run.run_key)
-        raise ConcurrencyConflict(f"run {run.id} kept changing while it launched")
+            intent = poll_intent(running, record.number, 1, dbx, deadline, due)
+            return ctx.write(current, tag, running.model_copy(update={"intent": intent}), now)[0]
+
+        return until_saved(attempt, f"run {run.id}")
 
     def _already(self, run: Run, attempt: int, now: datetime, redelivered: bool) -> Outcome:
         """The run moved past this launch. Send again what its state waits for, if this launch's
@@ -201,6 +202,10 @@ class Launcher:
             return
         endings.cancel_quietly(self.ctx, orphan.run_id, "a launch of a run that had ended")
         log.warning("cancelled a Databricks run of an ended run", extra={"job_id": run.job_id})
+
+
+def _key(run: Run) -> tuple[str, str, str, str]:
+    return run.shard, run.tenant, run.job_id, run.run_key
 
 
 def _launchable(run: Run, attempt: int) -> bool:

@@ -28,11 +28,12 @@ from typing import TypeVar
 
 from shared.adapters.queue import MessageSender
 from shared.domain.clock import Clock
-from shared.domain.errors import ConcurrencyConflict, ExternalError, NotFound
+from shared.domain.errors import ConcurrencyConflict, Conflict, ExternalError, NotFound
 from shared.domain.job import Job, JobStatus, MisfirePolicy
 from shared.domain.policies import CatchUpBounds, WatchPolicy, misfire_verdict, watch_at
 from shared.domain.run import Run, RunState, SkipReason
 from shared.domain.schedule import DstNote
+from shared.services.conflicts import until_saved
 from shared.services.messages import Queues, launch_intent, message_for
 from shared.services.ports import DueEntry, DueIndex, JobRepository, RunRepository
 from shared.telemetry import metrics
@@ -44,7 +45,6 @@ MISFIRE_GRACE = timedelta(seconds=60)  # later than this, a fire time counts as 
 # a longer backlog continues on the next tick.
 MAX_ROWS_PER_FIRE = 98
 CATCH_UP_CAP = 100
-_MAX_TRIES = 5
 _SEND_CHUNK = 100  # messages per send: a Service Bus batch holds at most 256 KiB
 _T = TypeVar("_T")
 
@@ -266,9 +266,10 @@ class Ticker:
 
     def visit(self, entry: DueEntry, now: datetime, horizon: datetime, report: TickReport) -> None:
         """Bring one job up to date with `now`, alone (a fire whose batch failed, or a test)."""
-        for _ in range(_MAX_TRIES):
+
+        def attempt() -> None:
+            job: Job | None
             try:
-                job: Job | None
                 job, etag = self.job_repository.get(entry.tenant, entry.job_id)
             except NotFound:
                 job = None
@@ -278,12 +279,15 @@ class Ticker:
                     job = self._fire(job, etag, now, horizon, report)
                 except ConcurrencyConflict:
                     report.add(conflicts=1)
-                    continue  # someone else moved the job: look again
+                    raise  # someone else moved the job: look again
                 if entry == fired_from:
                     return
             self._drop_if_stale(entry, job, report)
-            return
-        log.warning("job kept changing during the tick; next tick", extra={"job_id": entry.job_id})
+
+        try:
+            until_saved(attempt, f"job {entry.job_id}")
+        except Conflict:
+            log.warning("job kept changing during the tick; next tick", extra={"job_id": entry.job_id})
 
     def _drop_if_stale(self, entry: DueEntry, job: Job | None, report: TickReport) -> None:
         """Delete `entry` unless it is the row `job` (as it now is) should have."""
