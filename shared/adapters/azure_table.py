@@ -21,10 +21,12 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
+from azure.core.pipeline.transport import RequestsTransport
 from azure.core.rest import HttpRequest
 from azure.data.tables import TableClient, TableServiceClient, UpdateMode
 from azure.data.tables._serialize import _add_entity_properties
 
+from shared.adapters.lean_http import LeanSession
 from shared.adapters.table import OperationCounter, Row, Value, Write, check_batch, check_key, check_property
 from shared.domain.errors import AlreadyExists, ConcurrencyConflict, ExternalError, NotFound
 
@@ -58,6 +60,7 @@ def service_client(
         "connection_timeout": 5,
         "read_timeout": 30,
     }
+    hook["transport"] = RequestsTransport(session=LeanSession(), session_owner=True)
     if counter is not None:
         hook["raw_request_hook"] = lambda _request: counter.add()
     if connection_string:
