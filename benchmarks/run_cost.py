@@ -43,12 +43,14 @@ class Meter:
         self.calls: Counter[str] = Counter()
         self._sent = 0
         self._calls = 0
-        self.fixed = 0  # requests of a tick or watchdog pass with nothing to do (one query per shard)
+        # Requests of a pass with nothing to do: a tick (one query per shard), a watchdog pass, and
+        # a watchdog pass in a minute that also checks the due rows (every 5th).
+        self.fixed = {"tick": 0, "watchdog": 0, "watchdog+due check": 0}
 
-    def spent(self, phase: str, passes: int = 0) -> None:
-        """Count what `phase` spent, less the fixed cost of `passes` tick or watchdog passes."""
+    def spent(self, phase: str, idle: str | None = None) -> None:
+        """Count what `phase` spent, less what the same pass costs with nothing to do."""
         requests, entities = self.counter.take()
-        self.requests[phase] += requests - passes * self.fixed
+        self.requests[phase] += requests - (self.fixed[idle] if idle else 0)
         self.entities[phase] += entities
         sent, calls = len(self.broker.sent), sum(self.fake.calls.values())
         self.sends[phase] += sent - self._sent
@@ -78,16 +80,23 @@ def measure(minutes: float) -> tuple[Meter, int]:
     )
     meter = Meter(counter, broker, fake)
     meter.spent("create")
-    services.ticker.tick()  # nothing is due yet: what any tick costs (one query per shard)
-    services.watchdog.run_once()  # nothing is overdue: what any pass costs
-    meter.fixed = meter.counter.take()[0] // 2
+    services.ticker.tick()  # nothing is due yet: what any tick costs
+    meter.fixed["tick"] = meter.counter.take()[0]
+    for at in (T0.replace(minute=1), T0):  # nothing is overdue: what any pass costs
+        clock.set(at)
+        services.watchdog.run_once()
+        meter.fixed[_watchdog_pass(at)] = meter.counter.take()[0]
     clock.set(FIRE - timedelta(minutes=1))
     services.ticker.tick()
-    meter.spent("tick", passes=1)
+    meter.spent("tick", idle="tick")
     polls = _deliver(services, broker, fake, clock, FIRE + timedelta(minutes=minutes), meter)
     (run,) = services.run_repository.history(services.due_index.shard_for(job), "team-a", job.id).items
     assert run.state.value == "SUCCEEDED", run
     return meter, polls
+
+
+def _watchdog_pass(at: datetime) -> str:
+    return "watchdog+due check" if at.minute % 5 == 0 else "watchdog"
 
 
 def _deliver(
@@ -110,7 +119,7 @@ def _deliver(
             while next_watchdog <= nxt:
                 clock.set(next_watchdog)
                 services.watchdog.run_once()
-                meter.spent("watchdog", passes=1)
+                meter.spent("watchdog", idle=_watchdog_pass(next_watchdog))
                 next_watchdog += timedelta(minutes=1)
             clock.set(max(nxt, clock.now()))
             continue
@@ -137,7 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     for minutes in args.minutes:
         meter, polls = measure(minutes)
         print(f"\na {minutes:g}-minute Databricks run, default settings: {polls} polls")
-        print(f"(besides: {meter.fixed} requests per tick and per watchdog pass, whatever is due)")
+        print(
+            "(besides what any pass costs, whatever is due: "
+            + ", ".join(f"{name} {n} requests" for name, n in meter.fixed.items())
+            + ")"
+        )
         print(f"| {'':9} | table requests | entities written | queue sends | Databricks calls |")
         print("| --- | --- | --- | --- | --- |")
         for phase in PHASES:

@@ -331,6 +331,19 @@ class Job(BaseModel):
             raise IllegalTransition(f"job {self.id} is already cancelled")
         return self._changed(actor, now, status=JobStatus.CANCELLED, next_fire_at=None, next_fire_dst=None)
 
+    def noted(self, run_state: RunState, scheduled_for: datetime) -> Job:
+        """The job once a run of it ended: its "last run" shows the run, unless a newer one is noted.
+
+        A job whose schedule has no more fire times is COMPLETED when its last run ends (not when
+        that run was recorded: a one-time job is not complete while its run still runs).
+        """
+        if self.last_run_at is not None and self.last_run_at > scheduled_for:
+            return self
+        update: dict[str, object] = {"last_run_state": run_state, "last_run_at": scheduled_for}
+        if run_state.is_terminal and self.status is JobStatus.ACTIVE and self.next_fire_at is None:
+            update["status"] = JobStatus.COMPLETED
+        return self.model_copy(update=update)
+
     @property
     def is_due_indexed(self) -> bool:
         """Whether the tick must visit this job at `next_fire_at`.

@@ -130,11 +130,9 @@ def note_on_job(ctx: RunContext, run: Run, known: JobRead = None) -> Job | None:
         if read is None:
             return None
         job, etag = read
-        newer = job.last_run_at is not None and job.last_run_at > run.scheduled_for
-        same = job.last_run_at == run.scheduled_for and job.last_run_state is run.state
-        if newer or same:
+        after = job.noted(run.state, run.scheduled_for)
+        if after == job:
             return job
-        after = job.model_copy(update={"last_run_state": run.state, "last_run_at": run.scheduled_for})
         ctx.job_repository.save(job, etag, after, audit=None)
         return after
 

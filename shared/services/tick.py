@@ -373,8 +373,9 @@ class Ticker:
     def _advanced(job: Job, plan: _Plan, recorded: list[Run]) -> Job:
         """The job after this tick: next fire time moved on, the newest occurrence noted."""
         update: dict[str, object] = {"next_fire_at": plan.next_fire, "next_fire_dst": plan.next_dst}
-        if plan.next_fire is None and job.status is JobStatus.ACTIVE:
-            update["status"] = JobStatus.COMPLETED
+        live = any(not r.state.is_terminal for r in recorded)
+        if plan.next_fire is None and job.status is JobStatus.ACTIVE and not live:
+            update["status"] = JobStatus.COMPLETED  # else the end of its last run completes it
         if recorded:
             newest = max(recorded, key=lambda r: r.scheduled_for)
             update["last_run_state"] = newest.state

@@ -287,16 +287,34 @@ def test_a_schedule_that_ends_completes_the_job(world: World) -> None:
     world.clock.set(datetime(2026, 6, 1, 12, 9, 0, tzinfo=UTC))
     world.s.ticker.tick()
     assert [r.scheduled_for.minute for r in world.runs(job)] == [5, 10]
-    assert world.job_now(job).status is JobStatus.COMPLETED
+    fired = world.job_now(job)
+    assert (fired.status, fired.next_fire_at) == (JobStatus.ACTIVE, None)  # its runs have not ended
     assert world.due_rows() == []
+    world.run_until(datetime(2026, 6, 1, 12, 30, tzinfo=UTC))
+    assert all(r.state.is_terminal for r in world.runs(job))
+    assert world.job_now(job).status is JobStatus.COMPLETED
 
 
-def test_a_one_time_job_fires_once_and_completes(world: World) -> None:
+def test_a_one_time_job_fires_once_and_completes_when_its_run_ends(world: World) -> None:
     job = world.create(schedule={"at": "2026-06-01T12:01:00Z"})
     world.s.ticker.tick()
-    world.clock.advance(timedelta(minutes=5))
+    assert world.job_now(job).status is JobStatus.ACTIVE  # recorded, not yet run
+    world.run_until(datetime(2026, 6, 1, 12, 20, tzinfo=UTC))
+    (run,) = world.runs(job)
+    assert run.state is RunState.SUCCEEDED
+    done = world.job_now(job)
+    assert (done.status, done.last_run_state, done.last_run_at) == (
+        JobStatus.COMPLETED,
+        RunState.SUCCEEDED,
+        run.scheduled_for,
+    )
+
+
+def test_a_schedule_whose_last_time_is_skipped_completes_at_the_tick(world: World) -> None:
+    job = world.create(schedule={"at": "2026-06-01T12:01:00Z"}, misfire="skip")
+    world.clock.set(datetime(2026, 6, 1, 12, 9, tzinfo=UTC))  # long missed: nothing will run
     world.s.ticker.tick()
-    assert len(world.runs(job)) == 1
+    assert [r.state for r in world.runs(job)] == [RunState.SKIPPED]
     assert world.job_now(job).status is JobStatus.COMPLETED
 
 

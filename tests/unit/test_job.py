@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from shared.domain.audit import audit_entry, changes
 from shared.domain.errors import IllegalTransition
 from shared.domain.job import Actor, Job, JobDefinition, JobStatus
+from shared.domain.run import RunState
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 ALICE = Actor(id="alice-oid", name="Alice")
@@ -213,3 +214,21 @@ def test_invalid_policies_are_refused(field: str, value: object) -> None:
 
 def test_tags_are_normalised_and_deduplicated() -> None:
     assert definition(tags=["Churn", "churn", " nightly "]).tags == ["churn", "nightly"]
+
+
+def test_noting_a_run_shows_it_as_the_last_run_unless_a_newer_one_is_noted() -> None:
+    job = new_job()
+    at = datetime(2026, 6, 2, 5, 30, tzinfo=UTC)
+    noted = job.noted(RunState.FAILED, at)
+    assert (noted.last_run_state, noted.last_run_at, noted.status) == (RunState.FAILED, at, JobStatus.ACTIVE)
+    assert noted.noted(RunState.SUCCEEDED, at - timedelta(days=1)) == noted  # older: ignored
+    assert noted.noted(RunState.FAILED, at) == noted  # the same again: nothing changes
+
+
+def test_the_end_of_the_last_run_of_an_ended_schedule_completes_the_job() -> None:
+    fired = new_job(schedule={"at": "2026-06-01T13:00:00Z"}).model_copy(
+        update={"next_fire_at": None, "last_run_state": RunState.SCHEDULED}
+    )
+    at = datetime(2026, 6, 1, 13, 0, tzinfo=UTC)
+    assert fired.noted(RunState.SUCCEEDED, at).status is JobStatus.COMPLETED
+    assert fired.paused(ALICE, NOW).noted(RunState.FAILED, at).status is JobStatus.PAUSED
