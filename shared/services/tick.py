@@ -18,7 +18,7 @@ job records SKIPPED occurrences only if it asked to. Three storage requests per 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -29,22 +29,17 @@ from typing import TypeVar
 from shared.adapters.queue import MessageSender
 from shared.domain.clock import Clock
 from shared.domain.errors import ConcurrencyConflict, Conflict, ExternalError, NotFound
-from shared.domain.job import Job, JobStatus, MisfirePolicy
-from shared.domain.policies import CatchUpBounds, WatchPolicy, misfire_verdict, watch_at
-from shared.domain.run import Run, RunState, SkipReason
-from shared.domain.schedule import DstNote
+from shared.domain.job import Job
+from shared.domain.policies import WatchPolicy
+from shared.domain.run import Run, RunState
 from shared.services.conflicts import until_saved
-from shared.services.messages import Queues, launch_intent, message_for
+from shared.services.messages import Queues, message_for
+from shared.services.occurrences import Plan, advanced, plan_occurrences
 from shared.services.ports import DueEntry, DueIndex, JobRepository, RunRepository
 from shared.telemetry import metrics
 
 log = logging.getLogger(__name__)
 
-MISFIRE_GRACE = timedelta(seconds=60)  # later than this, a fire time counts as missed
-# Rows one job's fire may write (a transaction holds 100: each run and its hint, the due row moved);
-# a longer backlog continues on the next tick.
-MAX_ROWS_PER_FIRE = 98
-CATCH_UP_CAP = 100
 _SEND_CHUNK = 100  # messages per send: a Service Bus batch holds at most 256 KiB
 _T = TypeVar("_T")
 
@@ -67,20 +62,13 @@ class TickReport:
 
 
 @dataclass(frozen=True)
-class _Plan:
-    runs: list[Run]
-    next_fire: datetime | None
-    next_dst: DstNote | None
-
-
-@dataclass(frozen=True)
 class _Fire:
     """A due job, read and planned: what the tick writes for it."""
 
     entry: DueEntry  # the due row that woke it
     job: Job
     etag: str
-    plan: _Plan
+    plan: Plan
     due_from: DueEntry | None
     due_to: DueEntry | None
 
@@ -178,8 +166,8 @@ class Ticker:
         if job is None or not _due(job, horizon):
             self._drop_if_stale(entry, job, report)
             return None
-        plan = self._plan(job, now, horizon)
-        due_from, due_to = self.due_index.entry(job), self.due_index.entry(self._advanced(job, plan, []))
+        plan = plan_occurrences(job, now, horizon, self.due_index.shard_for(job), self.watch)
+        due_from, due_to = self.due_index.entry(job), self.due_index.entry(advanced(job, plan, []))
         if entry not in (due_from, due_to):  # a row left by an earlier edit or crash
             self.due_index.remove(entry)
             report.add(stale_rows=1)
@@ -222,7 +210,7 @@ class Ticker:
         return {f.job.id: runs for f, runs in zip(fires, results, strict=True) if runs is not None}
 
     def _save(self, fires: list[_Fire], recorded: dict[str, list[Run]], report: TickReport) -> set[str]:
-        items = [(f.job, f.etag, self._advanced(f.job, f.plan, recorded[f.job.id])) for f in fires]
+        items = [(f.job, f.etag, advanced(f.job, f.plan, recorded[f.job.id])) for f in fires]
         try:
             return set(self.job_repository.save_all(items))
         except Exception as err:  # whatever it was, each job gets its own try
@@ -248,7 +236,7 @@ class Ticker:
                 report.add(send_failures=1)  # recorded with their hints: the watchdog sends them
                 log.warning("launch send failed; the watchdog will send them: %s", err)
 
-    def _count(self, job: Job, plan: _Plan, report: TickReport) -> None:
+    def _count(self, job: Job, plan: Plan, report: TickReport) -> None:
         fired = [r for r in plan.runs if r.state is RunState.SCHEDULED]
         report.add(fired=len(fired), skipped=len(plan.runs) - len(fired))
         if len(plan.runs) > len(fired):
@@ -297,13 +285,13 @@ class Ticker:
             report.add(stale_rows=1)
 
     def _fire(self, job: Job, etag: str, now: datetime, horizon: datetime, report: TickReport) -> Job:
-        plan = self._plan(job, now, horizon)
-        due_from, due_to = self.due_index.entry(job), self.due_index.entry(self._advanced(job, plan, []))
+        plan = plan_occurrences(job, now, horizon, self.due_index.shard_for(job), self.watch)
+        due_from, due_to = self.due_index.entry(job), self.due_index.entry(advanced(job, plan, []))
         shard = self.due_index.shard_for(job)
         # A schedule that ended keeps its due row until the job says COMPLETED: a crash in between
         # must leave the job visited again, not a job nobody visits.
         recorded = self.run_repository.record_fire(shard, plan.runs, due_from if due_to else None, due_to)
-        after = self._advanced(job, plan, recorded)
+        after = advanced(job, plan, recorded)
         to_launch = [run for run in recorded if run.state is RunState.SCHEDULED]
         if to_launch:
             try:
@@ -318,66 +306,3 @@ class Ticker:
             self.due_index.remove(due_from)
         self._count(job, plan, report)
         return after
-
-    def _plan(self, job: Job, now: datetime, horizon: datetime) -> _Plan:
-        """Occurrences from the next fire time up to the horizon, with the misfire policy applied."""
-        spec = job.definition.schedule
-        paused = job.status is JobStatus.PAUSED
-        limit = now if paused else horizon  # a paused job records a skip only once the time has passed
-        policy = job.definition.misfire
-        missed_before = now - MISFIRE_GRACE
-        catch_up = self._catch_up_bounds(job, now) if policy is MisfirePolicy.CATCH_UP else None
-        shard = self.due_index.shard_for(job)
-        runs: list[Run] = []
-        rows = 0
-        at, dst = job.next_fire_at, job.next_fire_dst
-        while at is not None and at < limit and rows + 2 <= MAX_ROWS_PER_FIRE:
-            following = spec.next_fire(at)
-            if paused:
-                skip: SkipReason | None = SkipReason.PAUSED
-            else:
-                skip = misfire_verdict(
-                    policy, at, following.at if following else None, missed_before, catch_up
-                )
-            run = Run.occurrence(
-                tenant=job.tenant,
-                job_id=job.id,
-                scheduled_for=at,
-                job_version=job.version,
-                now=now,
-                skipped=skip,
-                shard=shard,
-            )
-            if skip is None:
-                run = run.model_copy(update={"intent": launch_intent(run, 1, at)})
-                run = run.model_copy(update={"watch_at": watch_at(run, self.watch, now)})
-            runs.append(run)
-            rows += 1 if skip else 2
-            at, dst = (following.at, following.dst) if following else (None, None)
-        return _Plan(runs, at, dst)
-
-    def _catch_up_bounds(self, job: Job, now: datetime) -> CatchUpBounds:
-        """Where the catch-up window starts, and the earliest of the last CATCH_UP_CAP missed times in it."""
-        window_start = now - job.definition.catch_up_window
-        recent: deque[datetime] = deque(maxlen=CATCH_UP_CAP)
-        fire = job.definition.schedule.next_fire(window_start - timedelta(microseconds=1))
-        steps = 0
-        while fire is not None and fire.at < now - MISFIRE_GRACE and steps < 20_000:
-            recent.append(fire.at)
-            fire = job.definition.schedule.next_fire(fire.at)
-            steps += 1
-        floor = recent[0] if len(recent) == CATCH_UP_CAP else window_start
-        return CatchUpBounds(window_start, floor)
-
-    @staticmethod
-    def _advanced(job: Job, plan: _Plan, recorded: list[Run]) -> Job:
-        """The job after this tick: next fire time moved on, the newest occurrence noted."""
-        update: dict[str, object] = {"next_fire_at": plan.next_fire, "next_fire_dst": plan.next_dst}
-        live = any(not r.state.is_terminal for r in recorded)
-        if plan.next_fire is None and job.status is JobStatus.ACTIVE and not live:
-            update["status"] = JobStatus.COMPLETED  # else the end of its last run completes it
-        if recorded:
-            newest = max(recorded, key=lambda r: r.scheduled_for)
-            update["last_run_state"] = newest.state
-            update["last_run_at"] = newest.scheduled_for
-        return job.model_copy(update=update)
