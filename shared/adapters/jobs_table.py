@@ -9,9 +9,9 @@ range query, and a filter on type, status or tag is a server-side `eq` on it.
 
 Hot fields (`next_fire_at`, `last_run_*`), which change at every fire and run
 end, live on the job row only: a page reads them from the job rows of the jobs
-it shows (point reads, in parallel). Only the next-fire index rows move when a
-job fires, because their key is the next fire time; they are also what the
-reconcile reads to find jobs the tick has not advanced.
+it shows (one range query when they are close in creation order, else point
+reads in parallel). Only the next-fire index rows move when a job fires,
+because their key is the next fire time.
 
 The job row, its index rows and the audit row of a change are written in one
 entity-group transaction (same partition), conditioned on the job row's ETag:
@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 _NAME_KEY_BYTES = 64  # names sharing a longer prefix sort by id after it
 _MAX_MS = 10**13 - 1
 _SCAN_BUDGET = 2000  # rows read per request when searching text (client-side)
+_MAX_PAGE = 1000  # entities Table Storage returns per query request
 
 
 def _name_asc(name: str) -> str:
@@ -94,7 +95,7 @@ T = TypeVar("T")
 
 @functools.cache
 def _pool() -> ThreadPoolExecutor:
-    """Point reads for a page's hot fields go in parallel: a page costs two round trips, not 50."""
+    """Point reads for a page's hot fields go in parallel: a spread-out page costs two round trips, not 50."""
     return ThreadPoolExecutor(8, thread_name_prefix="job-page")
 
 
@@ -358,11 +359,41 @@ class JobsTable:
                 token = encode_token(query.sort, last)
                 break
         tenant = found[0].pk if found else ""
-        hot = _pool().map(lambda row: self._hot(tenant, row.rk[-26:]), found)
-        return Page([_summary(row, h) for row, h in zip(found, hot, strict=True)], token)
+        hot = self._hot_fields(tenant, [row.rk[-26:] for row in found])
+        return Page([_summary(row, hot.get(row.rk[-26:], {})) for row in found], token)
+
+    def _hot_fields(self, tenant: str, ids: list[str]) -> dict[str, Mapping[str, Value]]:
+        """The fields a list shows that change too often to copy into index rows, per job id.
+
+        Job rows are keyed by ULID, so a page in creation order (the default sort) is one short
+        run of job rows: a single range query, reading at most four rows per job asked for,
+        usually finds them all. Whatever it leaves out (a page spread over many jobs) is read
+        point by point, in parallel.
+        """
+        if not ids:
+            return {}
+        wanted = set(ids)
+        hot: dict[str, Mapping[str, Value]] = {}
+        first, last = min(wanted), max(wanted)
+        span = min(_MAX_PAGE, 4 * len(wanted))  # rows one range request may read for them
+        # "!" sorts before every ULID character: the range ends just after the last id.
+        rows = self.table.query(tenant, rk_ge=first, rk_lt=last + "!", select=_HOT_COLUMNS, page_size=span)
+        covered = True
+        for scanned, row in enumerate(rows, start=1):
+            if row.rk in wanted:
+                hot[row.rk] = row.data
+            if len(hot) == len(wanted):
+                break
+            if scanned >= span:
+                covered = False
+                break
+        missing = [job_id for job_id in ids if job_id not in hot]
+        if missing and not covered:
+            read = _pool().map(lambda job_id: self._hot(tenant, job_id), missing)
+            hot.update(zip(missing, read, strict=True))
+        return hot
 
     def _hot(self, tenant: str, job_id: str) -> Mapping[str, Value]:
-        """The fields a list shows that change too often to copy into index rows."""
         try:
             return self.table.get(tenant, job_id, select=_HOT_COLUMNS).data
         except NotFound:
