@@ -22,6 +22,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from functions import console
 from shared.api import openapi, problems
 from shared.api.bodies import strict_json
 from shared.api.identity import TENANT_HEADER, Caller, caller_from_headers, tenant_for
@@ -32,6 +33,7 @@ from shared.api.schemas import (
     HealthOut,
     JobListOut,
     JobOut,
+    MeOut,
     PreviewIn,
     PreviewOut,
     RunListOut,
@@ -168,6 +170,14 @@ def health(request: Request) -> JSONResponse:
         dead_letters=dead_letters,
     )
     return JSONResponse(body.model_dump(), status_code=200 if storage == "ok" else 503)
+
+
+# Reads no storage: only the identity can fail (401; 422 for a missing tenant under function keys).
+@router.get("/api/me", tags=["identity"], responses=openapi.errors(401, 422))
+def me(ctx: Ctx) -> MeOut:
+    """Who you are, as the scheduler sees you: your name and the tenants you may act in."""
+    caller = ctx.caller
+    return MeOut(actor=caller.actor, tenants=sorted(caller.tenants), admin=caller.is_admin)
 
 
 @router.post(
@@ -446,6 +456,7 @@ def create_api(provider: Callable[[], Services]) -> FastAPI:
     openapi.install(api)
     api.mount("/api/docs/static", StaticFiles(directory=_docs_static()), name="docs-static")
     api.include_router(router)
+    console.install(api)
     api.add_middleware(problems.BodyLimit, limit=lambda: provider().settings.max_body_bytes)
     return api
 

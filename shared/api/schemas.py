@@ -140,6 +140,14 @@ class PreviewOut(BaseModel):
     fire_times: list[FireTimeOut]
 
 
+class MeOut(BaseModel):
+    """Who the caller is and which tenants they may act in (the console's first request)."""
+
+    actor: Actor
+    tenants: list[str] = Field(description="Sorted. With several, name one in `X-Scheduler-Tenant`.")
+    admin: bool = Field(description="Holds the admin role: may act in every tenant.")
+
+
 class HealthOut(BaseModel):
     status: Literal["ok", "degraded"]
     storage: Literal["ok", "error"]

@@ -434,6 +434,21 @@ def test_an_admin_sees_every_tenant(client: TestClient) -> None:
     assert client.post(f"/api/jobs/{job_id}/pause", headers=ADMIN).json()["status"] == "PAUSED"
 
 
+def test_me_says_who_the_caller_is_and_their_tenants(client: TestClient) -> None:
+    both = principal(["team-b", "team-a"], oid="dana", name="Dana")
+    assert client.get("/api/me", headers=both).json() == {
+        "actor": {"id": "dana", "name": "Dana"},
+        "tenants": ["team-a", "team-b"],
+        "admin": False,
+    }
+    assert client.get("/api/me", headers=ADMIN).json()["admin"] is True
+    assert client.get("/api/me").json() == {
+        "actor": {"id": "dev-user", "name": "Developer"},
+        "tenants": ["dev"],
+        "admin": False,
+    }
+
+
 def test_app_service_mode_trusts_the_principal_only_behind_app_service_auth(
     azure_service: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -444,6 +459,7 @@ def test_app_service_mode_trusts_the_principal_only_behind_app_service_auth(
     monkeypatch.setenv("WEBSITE_AUTH_ENABLED", "True")
     assert client.get("/api/jobs", headers=A).status_code == 200
     assert client.get("/api/jobs").status_code == 401
+    assert client.get("/api/me").status_code == 401
     assert client.get("/api/jobs", headers={"X-MS-CLIENT-PRINCIPAL": "%%%"}).status_code == 401
 
 

@@ -251,11 +251,15 @@ def test_with_an_empty_prefix_the_local_host_hands_every_path_to_the_app() -> No
     with TestClient(_local_host(route_prefix())) as client:
         assert client.get("/api/openapi.json").json()["info"]["title"] == "ML job scheduler"
         assert client.get("/api/docs").status_code == 200
-        for path in ("/", "/console/", "/api/nope", "/elsewhere"):
+        for path in ("/api/nope", "/elsewhere"):
             response = client.get(path)
             # FastAPI's answer (problem+json), not the local host's "outside the route prefix"
             assert response.status_code == 404, path
             assert response.headers["content-type"] == "application/problem+json", path
+        root = client.get("/", follow_redirects=False)
+        assert (root.status_code, root.headers["location"]) == (307, "/console/")
+        console = client.get("/console/jobs/x1")  # the app's page, or (unbuilt) FastAPI's 404
+        assert console.status_code == 200 or console.headers["content-type"] == "application/problem+json"
 
 
 def test_with_a_prefix_the_local_host_refuses_paths_outside_it() -> None:

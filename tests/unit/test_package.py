@@ -30,8 +30,8 @@ ALWAYS_SKIPPED_DIRECTORIES = {".git", ".vscode"}
 ALWAYS_SKIPPED_FILES = {".funcignore", ".gitignore", "local.settings.json", "project.lock.json"}
 
 APP_FILES = {"function_app.py", "host.json", "requirements.txt"}
-APP_DIRECTORIES = ("functions/", "shared/")
-NEVER_SHIPPED = ("devstack/", "tests/", "benchmarks/", "node_modules/", "infra/", "docs/", ".ci/")
+APP_DIRECTORIES = ("functions/", "shared/", "console/dist/")  # the console: its build only
+NEVER_SHIPPED = ("devstack/", "tests/", "benchmarks/", "node_modules/", "infra/", "docs/", ".ci/", "scripts/")
 
 Ignores = Callable[[str], bool]  # relative path ("a/b.py", or "a/" for a directory) -> excluded
 
@@ -155,6 +155,8 @@ def test_the_package_holds_the_app() -> None:
     expected = project_files("functions", "*.py") | project_files("shared", "**/*.py")
     assert "functions/http_api.py" in expected and "shared/bootstrap.py" in expected
     assert expected - files == set()
+    build = project_files("console/dist", "**/*")
+    assert build - files == set(), "the console's build must ship (make console builds it)"
 
 
 def test_the_package_holds_nothing_but_the_app() -> None:
