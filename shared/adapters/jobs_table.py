@@ -366,7 +366,7 @@ class JobsTable:
         """The fields a list shows that change too often to copy into index rows, per job id.
 
         Job rows are keyed by ULID, so a page in creation order (the default sort) is one short
-        run of job rows: a single range query, reading at most four rows per job asked for,
+        run of job rows: a single range query, reading at most 20 rows per job asked for,
         usually finds them all. Whatever it leaves out (a page spread over many jobs) is read
         point by point, in parallel.
         """
@@ -375,7 +375,7 @@ class JobsTable:
         wanted = set(ids)
         hot: dict[str, Mapping[str, Value]] = {}
         first, last = min(wanted), max(wanted)
-        span = min(_MAX_PAGE, 4 * len(wanted))  # rows one range request may read for them
+        span = min(_MAX_PAGE, 20 * len(wanted))  # rows one range request may read for them
         # "!" sorts before every ULID character: the range ends just after the last id.
         rows = self.table.query(tenant, rk_ge=first, rk_lt=last + "!", select=_HOT_COLUMNS, page_size=span)
         covered = True

@@ -215,3 +215,50 @@ def test_a_forged_continuation_token_is_refused(store: JobsTable) -> None:
     with pytest.raises(InvalidInput):
         store.find("team-a", JobQuery(sort="-name", continuation=token))
     assert page.items
+
+
+def _fired(store: JobsTable, job: Job, at: datetime) -> None:
+    """What the tick does to a job: moves its next fire time (a hot field, on the job row only)."""
+    current, etag = store.get(job.tenant, job.id)
+    store.save(current, etag, current.model_copy(update={"next_fire_at": at}), None)
+
+
+def test_a_page_shows_hot_fields_in_two_requests_when_its_jobs_are_close(table_factory: TableFactory) -> None:
+    from tests.fakes.memory_table import InMemoryTable
+
+    table = table_factory("jobs")
+    store = JobsTable(table)
+    jobs = [add(store, make_job(f"j{i:02d}", created=NOW + timedelta(seconds=i))) for i in range(12)]
+    moved = NOW + timedelta(days=3)
+    _fired(store, jobs[5], moved)
+    if isinstance(table, InMemoryTable):
+        table.counter.reset()
+    page = store.find("team-a", JobQuery(limit=10))  # newest first: j11 … j02
+    assert [s.name for s in page.items] == [f"j{i:02d}" for i in range(11, 1, -1)]
+    assert {s.name: s.next_fire_at for s in page.items}["j05"] == moved
+    assert all(s.next_fire_at is not None for s in page.items)
+    if isinstance(table, InMemoryTable):
+        assert table.counter.reset() == 2  # the index page, then one range over the job rows
+
+
+def test_a_page_spread_over_many_jobs_reads_the_rest_point_by_point(table_factory: TableFactory) -> None:
+    from tests.fakes.memory_table import InMemoryTable
+
+    table = table_factory("jobs")
+    store = JobsTable(table)
+    jobs = [
+        add(
+            store,
+            make_job(f"j{i:02d}", created=NOW + timedelta(seconds=i), tags=["far"] if i in (0, 59) else []),
+        )
+        for i in range(60)
+    ]
+    moved = NOW + timedelta(days=3)
+    _fired(store, jobs[59], moved)
+    if isinstance(table, InMemoryTable):
+        table.counter.reset()
+    page = store.find("team-a", JobQuery(tag="far", limit=2))  # 60 job rows apart: more than 20 per job
+    assert [(s.name, s.next_fire_at == moved) for s in page.items] == [("j59", True), ("j00", False)]
+    assert page.items[1].next_fire_at is not None
+    if isinstance(table, InMemoryTable):
+        assert table.counter.reset() == 3  # index page, a range that stops short (found j00), j59 read alone
