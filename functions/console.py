@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import mimetypes
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from fastapi.responses import RedirectResponse, Response
 
 from shared.domain.errors import NotFound
 
-DIST = Path(__file__).resolve().parents[1] / "console" / "dist"
+# CONSOLE_DIST: another build to serve (developing the console against a running stack).
+DIST = Path(os.environ.get("CONSOLE_DIST") or Path(__file__).resolve().parents[1] / "console" / "dist")
 PREFIX = "/console/"
 
 # The console loads only its own files and calls only its own origin.
