@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import os
 import statistics
 import sys
 import time
@@ -29,7 +30,7 @@ from devstack.azurite import Azurite
 from devstack.process import local_stack
 
 ROOT = Path(__file__).resolve().parent.parent
-DIST = ROOT / "console" / "dist"
+DIST = Path(os.environ.get("CONSOLE_DIST") or ROOT / "console" / "dist")
 IMAGES = ROOT / "docs" / "images"
 CHROMIUM = "/usr/bin/chromium"
 
