@@ -1,0 +1,406 @@
+import { type FormEvent, useMemo, useRef, useState } from "react";
+
+import { ApiError, api, call, messageOf } from "../api/client";
+import { JOB_TYPES } from "../api/types";
+import type { Unit } from "../lib/duration";
+import { readCron } from "../lib/cron";
+import { checkForm, type FieldErrors, fieldErrors, type FormState, scheduleOf } from "../lib/form";
+import { allZones } from "../lib/time";
+import { Field } from "./Field";
+import { FireTimes } from "./Preview";
+
+interface Props {
+  initial: FormState;
+  submitLabel: string;
+  onSubmit: (form: FormState) => Promise<void>; // throws ApiError to show field errors
+}
+
+const UNITS: Unit[] = ["minutes", "hours", "days"];
+
+/** The schedule's errors as the server sees them, asked of the preview (which saves nothing). */
+async function scheduleErrors(form: FormState): Promise<FieldErrors> {
+  try {
+    await call(api.POST("/api/schedules/preview", { body: { schedule: scheduleOf(form), count: 1 } }));
+    return {};
+  } catch (err) {
+    return err instanceof ApiError && err.status === 422 ? fieldErrors(err.errors) : {};
+  }
+}
+
+/** The form that schedules a job and edits one: the user's input survives every refusal. */
+export function JobForm({ initial, submitLabel, onSubmit }: Props) {
+  const [form, setForm] = useState<FormState>(initial);
+  const [errors, setErrors] = useState<FieldErrors>({});
+  const [busy, setBusy] = useState(false);
+  const formRef = useRef<HTMLFormElement>(null);
+  const zones = useMemo(allZones, []);
+  const set = <K extends keyof FormState>(key: K, value: FormState[K]) => setForm((f) => ({ ...f, [key]: value }));
+  const cron = readCron(form.cron);
+
+  async function submit(event: FormEvent) {
+    event.preventDefault();
+    const local = checkForm(form);
+    setBusy(true);
+    try {
+      if (Object.keys(local).length > 0) {
+        // Nothing is sent while the browser sees a problem, but the schedule is still checked
+        // (by the preview, which saves nothing) so that every error shows at once.
+        const rest = { ...form, start: local.start ? "" : form.start, end: local.end ? "" : form.end };
+        show({ ...(await scheduleErrors(rest)), ...local });
+        return;
+      }
+      await onSubmit(form);
+      setErrors({});
+    } catch (err) {
+      show(err instanceof ApiError && err.status === 422 ? fieldErrors(err.errors) : { form: messageOf(err) });
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  function show(found: FieldErrors) {
+    setErrors(found);
+    focusFirstInvalid();
+  }
+
+  function focusFirstInvalid() {
+    window.setTimeout(() => {
+      const first = formRef.current?.querySelector<HTMLElement>("[aria-invalid='true']");
+      first?.focus();
+    }, 0);
+  }
+
+  const pairRows = (
+    <fieldset className="rows">
+      <legend>{form.taskKind === "databricks_job" ? "Parameters" : "Widget values"}</legend>
+      {form.pairs.map((pair, i) => (
+        <div className="row-inputs" key={i}>
+          <Field label="Parameter name">
+            {(p) => (
+              <input
+                {...p}
+                value={pair.key}
+                onChange={(e) => set("pairs", form.pairs.map((x, j) => (j === i ? { ...x, key: e.target.value } : x)))}
+              />
+            )}
+          </Field>
+          <Field label="Parameter value">
+            {(p) => (
+              <input
+                {...p}
+                value={pair.value}
+                onChange={(e) => set("pairs", form.pairs.map((x, j) => (j === i ? { ...x, value: e.target.value } : x)))}
+              />
+            )}
+          </Field>
+          <button type="button" className="link-button" onClick={() => set("pairs", form.pairs.filter((_, j) => j !== i))}>
+            Remove parameter
+          </button>
+        </div>
+      ))}
+      {errors.pairs && <div className="field-error">{errors.pairs}</div>}
+      <button type="button" onClick={() => set("pairs", [...form.pairs, { key: "", value: "" }])}>
+        Add parameter
+      </button>
+    </fieldset>
+  );
+
+  const argRows = (
+    <fieldset className="rows">
+      <legend>Arguments</legend>
+      {form.args.map((arg, i) => (
+        <div className="row-inputs" key={i}>
+          <Field label="Argument">
+            {(p) => <input {...p} value={arg} onChange={(e) => set("args", form.args.map((x, j) => (j === i ? e.target.value : x)))} />}
+          </Field>
+          <button type="button" className="link-button" onClick={() => set("args", form.args.filter((_, j) => j !== i))}>
+            Remove argument
+          </button>
+        </div>
+      ))}
+      <button type="button" onClick={() => set("args", [...form.args, ""])}>
+        Add argument
+      </button>
+    </fieldset>
+  );
+
+  return (
+    <form ref={formRef} className="job-form" onSubmit={submit} noValidate>
+      {errors.form && (
+        <div role="alert" className="alert">
+          {errors.form}
+        </div>
+      )}
+      <fieldset>
+        <legend>Job</legend>
+        <Field label="Name" error={errors.name}>
+          {(p) => <input {...p} value={form.name} onChange={(e) => set("name", e.target.value)} autoComplete="off" />}
+        </Field>
+        <Field label="Description" error={errors.description}>
+          {(p) => <textarea {...p} rows={2} value={form.description} onChange={(e) => set("description", e.target.value)} />}
+        </Field>
+        <Field label="Job type" error={errors.jobType}>
+          {(p) => (
+            <select {...p} value={form.jobType} onChange={(e) => set("jobType", e.target.value as FormState["jobType"])}>
+              {JOB_TYPES.map((t) => (
+                <option key={t.value} value={t.value}>
+                  {t.label}
+                </option>
+              ))}
+            </select>
+          )}
+        </Field>
+      </fieldset>
+
+      <fieldset>
+        <legend>Task</legend>
+        {errors.task && <div className="field-error">{errors.task}</div>}
+        <Field label="Task kind">
+          {(p) => (
+            <select {...p} value={form.taskKind} onChange={(e) => set("taskKind", e.target.value as FormState["taskKind"])}>
+              <option value="databricks_job">Databricks job</option>
+              <option value="databricks_run">One-off run</option>
+            </select>
+          )}
+        </Field>
+        {form.taskKind === "databricks_job" ? (
+          <>
+            <Field label="Databricks job id" error={errors.jobId}>
+              {(p) => <input {...p} inputMode="numeric" value={form.jobId} onChange={(e) => set("jobId", e.target.value)} />}
+            </Field>
+            {pairRows}
+          </>
+        ) : (
+          <>
+            <Field label="Run what">
+              {(p) => (
+                <select {...p} value={form.runWhat} onChange={(e) => set("runWhat", e.target.value as FormState["runWhat"])}>
+                  <option value="notebook">Notebook</option>
+                  <option value="python_file">Python file</option>
+                  <option value="python_wheel">Python wheel</option>
+                </select>
+              )}
+            </Field>
+            {form.runWhat === "notebook" && (
+              <>
+                <Field label="Notebook path" error={errors.notebookPath}>
+                  {(p) => <input {...p} value={form.notebookPath} onChange={(e) => set("notebookPath", e.target.value)} />}
+                </Field>
+                {pairRows}
+              </>
+            )}
+            {form.runWhat === "python_file" && (
+              <>
+                <Field label="Python file" error={errors.pythonFile}>
+                  {(p) => <input {...p} value={form.pythonFile} onChange={(e) => set("pythonFile", e.target.value)} />}
+                </Field>
+                {argRows}
+              </>
+            )}
+            {form.runWhat === "python_wheel" && (
+              <>
+                <Field label="Package name" error={errors.packageName}>
+                  {(p) => <input {...p} value={form.packageName} onChange={(e) => set("packageName", e.target.value)} />}
+                </Field>
+                <Field label="Entry point" error={errors.entryPoint}>
+                  {(p) => <input {...p} value={form.entryPoint} onChange={(e) => set("entryPoint", e.target.value)} />}
+                </Field>
+                {argRows}
+              </>
+            )}
+            <Field label="Cluster">
+              {(p) => (
+                <select {...p} value={form.clusterKind} onChange={(e) => set("clusterKind", e.target.value as FormState["clusterKind"])}>
+                  <option value="existing">Existing cluster</option>
+                  <option value="new">New cluster</option>
+                </select>
+              )}
+            </Field>
+            {form.clusterKind === "existing" ? (
+              <Field label="Existing cluster id" error={errors.clusterId}>
+                {(p) => <input {...p} value={form.clusterId} onChange={(e) => set("clusterId", e.target.value)} />}
+              </Field>
+            ) : (
+              <>
+                <Field label="Spark version" error={errors.sparkVersion}>
+                  {(p) => <input {...p} value={form.sparkVersion} onChange={(e) => set("sparkVersion", e.target.value)} />}
+                </Field>
+                <Field label="Node type" error={errors.nodeType}>
+                  {(p) => <input {...p} value={form.nodeType} onChange={(e) => set("nodeType", e.target.value)} />}
+                </Field>
+                <Field label="Workers" error={errors.workers}>
+                  {(p) => <input {...p} inputMode="numeric" value={form.workers} onChange={(e) => set("workers", e.target.value)} />}
+                </Field>
+              </>
+            )}
+          </>
+        )}
+      </fieldset>
+
+      <fieldset>
+        <legend>Schedule</legend>
+        {errors.schedule && <div className="field-error">{errors.schedule}</div>}
+        <div role="radiogroup" aria-label="Schedule kind" className="radios">
+          {(
+            [
+              ["cron", "Cron"],
+              ["at", "One time"],
+              ["every", "Interval"],
+            ] as const
+          ).map(([value, label]) => (
+            <label key={value} className="radio">
+              <input
+                type="radio"
+                name="schedule-kind"
+                value={value}
+                checked={form.scheduleKind === value}
+                onChange={() => set("scheduleKind", value)}
+              />
+              {label}
+            </label>
+          ))}
+        </div>
+        {form.scheduleKind === "cron" && (
+          <Field
+            label="Cron expression"
+            error={errors.cron}
+            hint={
+              <span id="cron-reading" className={cron.ok ? "" : "muted"}>
+                {cron.text || "Five fields: minute hour day-of-month month day-of-week, e.g. 30 1 * * *"}
+              </span>
+            }
+          >
+            {(p) => (
+              <input {...p} className="mono" value={form.cron} onChange={(e) => set("cron", e.target.value)} autoComplete="off" spellCheck={false} />
+            )}
+          </Field>
+        )}
+        {form.scheduleKind === "at" && (
+          <Field label="Run at" error={errors.at}>
+            {(p) => <input {...p} type="datetime-local" value={form.at} onChange={(e) => set("at", e.target.value)} />}
+          </Field>
+        )}
+        {form.scheduleKind === "every" && (
+          <div className="row-inputs">
+            <Field label="Every" error={errors.every}>
+              {(p) => (
+                <input {...p} inputMode="numeric" value={form.every.amount} onChange={(e) => set("every", { ...form.every, amount: e.target.value })} />
+              )}
+            </Field>
+            <Field label="Unit">
+              {(p) => (
+                <select {...p} value={form.every.unit} onChange={(e) => set("every", { ...form.every, unit: e.target.value as Unit })}>
+                  {UNITS.map((u) => (
+                    <option key={u} value={u}>
+                      {u}
+                    </option>
+                  ))}
+                </select>
+              )}
+            </Field>
+          </div>
+        )}
+        <Field label="Time zone" error={errors.timezone}>
+          {(p) => (
+            <>
+              <input {...p} list="zones" value={form.timezone} onChange={(e) => set("timezone", e.target.value)} autoComplete="off" />
+              <datalist id="zones">
+                {zones.map((z) => (
+                  <option key={z} value={z} />
+                ))}
+              </datalist>
+            </>
+          )}
+        </Field>
+        <div className="row-inputs">
+          <Field label="Start" error={errors.start}>
+            {(p) => <input {...p} type="datetime-local" value={form.start} onChange={(e) => set("start", e.target.value)} />}
+          </Field>
+          <Field label="End" error={errors.end}>
+            {(p) => <input {...p} type="datetime-local" value={form.end} onChange={(e) => set("end", e.target.value)} />}
+          </Field>
+        </div>
+        <FireTimes spec={scheduleOf(form)} live />
+      </fieldset>
+
+      <fieldset>
+        <legend>Policies</legend>
+        <div className="grid">
+          <Field label="Max attempts" error={errors.maxAttempts}>
+            {(p) => <input {...p} inputMode="numeric" value={form.maxAttempts} onChange={(e) => set("maxAttempts", e.target.value)} />}
+          </Field>
+          <DurationField label="Retry delay" value={form.retryDelay} error={errors.retryDelay} onChange={(v) => set("retryDelay", v)} />
+          <DurationField label="Timeout" value={form.timeout} error={errors.timeout} onChange={(v) => set("timeout", v)} />
+          <Field label="Overlap" error={errors.overlap}>
+            {(p) => (
+              <select {...p} value={form.overlap} onChange={(e) => set("overlap", e.target.value as FormState["overlap"])}>
+                <option value="skip">Skip if still running</option>
+                <option value="buffer_one">Queue one</option>
+                <option value="allow">Run in parallel</option>
+                <option value="cancel_previous">Cancel the previous run</option>
+              </select>
+            )}
+          </Field>
+          <Field label="Misfire" error={errors.misfire}>
+            {(p) => (
+              <select {...p} value={form.misfire} onChange={(e) => set("misfire", e.target.value as FormState["misfire"])}>
+                <option value="fire_once">Fire once</option>
+                <option value="skip">Skip missed times</option>
+                <option value="catch_up">Catch up</option>
+              </select>
+            )}
+          </Field>
+          <Field label="Priority" error={errors.priority}>
+            {(p) => (
+              <select {...p} value={form.priority} onChange={(e) => set("priority", e.target.value as FormState["priority"])}>
+                <option value="low">Low</option>
+                <option value="normal">Normal</option>
+                <option value="high">High</option>
+                <option value="urgent">Urgent</option>
+              </select>
+            )}
+          </Field>
+          <Field label="Tags" error={errors.tags} hint="Comma-separated">
+            {(p) => <input {...p} value={form.tags} onChange={(e) => set("tags", e.target.value)} />}
+          </Field>
+        </div>
+      </fieldset>
+      <div className="actions">
+        <button type="submit" className="primary" disabled={busy}>
+          {submitLabel}
+        </button>
+      </div>
+    </form>
+  );
+}
+
+function DurationField({
+  label,
+  value,
+  error,
+  onChange,
+}: {
+  label: string;
+  value: { amount: string; unit: Unit };
+  error?: string;
+  onChange: (v: { amount: string; unit: Unit }) => void;
+}) {
+  return (
+    <div className="row-inputs">
+      <Field label={label} error={error}>
+        {(p) => <input {...p} inputMode="numeric" value={value.amount} onChange={(e) => onChange({ ...value, amount: e.target.value })} />}
+      </Field>
+      <Field label={`${label} unit`}>
+        {(p) => (
+          <select {...p} value={value.unit} onChange={(e) => onChange({ ...value, unit: e.target.value as Unit })}>
+            {(["seconds", ...UNITS] as Unit[]).map((u) => (
+              <option key={u} value={u}>
+                {u}
+              </option>
+            ))}
+          </select>
+        )}
+      </Field>
+    </div>
+  );
+}
