@@ -1,4 +1,4 @@
-import { useQuery } from "@tanstack/react-query";
+import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { Component, type ErrorInfo, type ReactNode, useEffect, useState } from "react";
 import { Link, NavLink, Route, Routes } from "react-router-dom";
 
@@ -46,12 +46,18 @@ export function App() {
   const me = useQuery({ queryKey: ["me"], queryFn: () => call(api.GET("/api/me")), staleTime: Infinity });
   const tenants = me.data?.tenants ?? [];
   const choose = me.data && (tenants.length > 1 || me.data.admin);
-  const [tenant, choose_tenant] = useState<string>("");
+  const [tenant, chooseTenant] = useState<string>("");
+  const queries = useQueryClient();
   useEffect(() => {
     const first = tenants[0];
-    if (choose && !tenant && first) choose_tenant(first);
+    if (choose && !tenant && first) chooseTenant(first);
   }, [choose, tenant, tenants]);
   setTenant(choose ? tenant || null : null);
+  const switchTenant = (next: string) => {
+    // Another tenant's answers must never show: forget every cached answer but who the user is.
+    queries.removeQueries({ predicate: (query) => query.queryKey[0] !== "me" });
+    chooseTenant(next);
+  };
   const ready = me.isSuccess && (!choose || tenant !== "");
   return (
     <StatusProvider>
@@ -67,7 +73,7 @@ export function App() {
           {choose && (
             <>
               <label htmlFor="tenant">Tenant</label>
-              <select id="tenant" value={tenant} onChange={(e) => choose_tenant(e.target.value)}>
+              <select id="tenant" value={tenant} onChange={(e) => switchTenant(e.target.value)}>
                 {tenants.map((t) => (
                   <option key={t} value={t}>
                     {t}

@@ -340,3 +340,26 @@ def test_a_user_sees_only_their_tenants_jobs(browser: Any, console_stack: Stack)
 
 def _principal(tenant: str, oid: str, name: str) -> dict[str, str]:
     return {"X-MS-CLIENT-PRINCIPAL": encode_principal(oid, name, [f"Scheduler.Tenant.{tenant}"])}
+
+
+def test_a_member_of_two_tenants_picks_one_and_sees_only_its_jobs(browser: Any, console_stack: Stack) -> None:
+    in_a = console_stack.create(unique("picker-a"), headers=_principal("team-a", "alice", "Alice"))
+    in_b = console_stack.create(unique("picker-b"), headers=_principal("team-b", "bob", "Bob"))
+    both = {
+        "X-MS-CLIENT-PRINCIPAL": encode_principal(
+            "carol", "Carol", ["Scheduler.Tenant.team-a", "Scheduler.Tenant.team-b"]
+        )
+    }
+    context = browser.new_context(base_url=console_stack.base, extra_http_headers=both)
+    try:
+        page = context.new_page()
+        page.goto("/console/")
+        picker = page.get_by_label("Tenant")
+        expect(picker).to_have_value("team-a")
+        expect(row(page, in_a["name"])).to_have_count(1)
+        expect(row(page, in_b["name"])).to_have_count(0)
+        picker.select_option("team-b")
+        expect(row(page, in_b["name"])).to_have_count(1)
+        expect(row(page, in_a["name"])).to_have_count(0)
+    finally:
+        context.close()
