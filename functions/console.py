@@ -40,8 +40,9 @@ _COMPRESSIBLE = (".html", ".js", ".css", ".svg", ".json", ".map", ".txt")
 
 
 @lru_cache(maxsize=256)
-def _load(path: Path) -> tuple[bytes, bytes | None]:
-    """A file's bytes and, for text worth compressing, their gzip (computed once per process)."""
+def _load(path: Path, stamp: tuple[int, int]) -> tuple[bytes, bytes | None]:
+    """A file's bytes and, for text worth compressing, their gzip (once per version of the file:
+    `stamp` is its modification time and size, so a rebuild under a running app is served)."""
     data = path.read_bytes()
     packed = gzip.compress(data, 6, mtime=0) if path.suffix in _COMPRESSIBLE and len(data) > 512 else None
     return data, packed
@@ -64,7 +65,8 @@ def _is_page(relative: str) -> bool:
 
 
 def _serve(path: Path, request: Request, cache: str) -> Response:
-    data, packed = _load(path)
+    info = path.stat()
+    data, packed = _load(path, (info.st_mtime_ns, info.st_size))
     media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     headers = {"Cache-Control": cache, "Vary": "Accept-Encoding", **SECURITY_HEADERS}
     if packed is not None and "gzip" in request.headers.get("accept-encoding", ""):

@@ -77,3 +77,11 @@ def test_missing_files_and_paths_outside_the_build_are_404(build: Path, path: st
 def test_without_a_build_the_console_says_how_to_build_it(tmp_path: Path) -> None:
     r = client_for(tmp_path / "nothing").get("/console/")
     assert r.status_code == 404 and "make console" in r.json()["detail"]
+
+
+def test_a_rebuild_is_served_without_a_restart(build: Path) -> None:
+    client = client_for(build)
+    assert client.get("/console/").text == INDEX
+    rebuilt = INDEX.replace("app-1a2b.js", "app-3c4d.js")
+    (build / "index.html").write_text(rebuilt)
+    assert client.get("/console/jobs/x").text == rebuilt
