@@ -47,6 +47,7 @@ ERRORS: dict[tuple[str, str], set[int]] = {
     ("post", "/api/runs/{run_id}/retry"): BY_ID | {409},
     ("post", "/api/runs/{run_id}/cancel"): BY_ID | {409},
     ("post", "/api/schedules/preview"): BODY | {401, 422},  # no storage, no tenant
+    ("get", "/api/me"): {401, 422},  # no storage; 422: a function-key call without a tenant
 }
 
 
