@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         log.info("databricks: %s", workspace)
         log.info("functions: %s", ", ".join(f"{t}:{len(fs)}" for t, fs in sorted(triggers.items())))
         log.info(
-            "tick every %.0fs; API on http://%s:%d/api (docs: /api/docs); Ctrl-C stops",
+            "tick every %.0fs; console on http://%s:%d/console/, API on /api (docs: /api/docs); Ctrl-C stops",
             args.tick_seconds,
             args.host,
             args.port,
