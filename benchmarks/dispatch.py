@@ -199,6 +199,14 @@ def compare(seed: int, out: Path) -> int:
             cells = " | ".join(fmt.format(found[col]) for col, _, fmt in COLUMNS)
             lines.append(f"| {name} | {cells} |")
         lines.append("")
+    lines += [
+        "![Deadline misses and starved runs per policy and workload](results.png)",
+        "",
+        "What the columns mean and how the workloads are made: `benchmarks/dispatch.py`. The policies:",
+        "`shared/domain/dispatch.py`. A run is *starved* when it waited more than 10 times its expected",
+        "duration.",
+        "",
+    ]
     text = "\n".join(lines)
     (out / "results.md").write_text(text)
     chart(rows, out / "results.png")
