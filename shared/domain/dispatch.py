@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from shared.domain.job import Priority
+from shared.domain.run import Attempt, AttemptResult
 
 RANK: Mapping[Priority, int] = {Priority.LOW: 0, Priority.NORMAL: 1, Priority.HIGH: 2, Priority.URGENT: 3}
 TOP = RANK[Priority.URGENT]
@@ -60,6 +61,23 @@ class PoolState:
 
 
 Key = Callable[[Waiting, datetime], tuple[float, ...]]
+
+DEFAULT_EXPECTED = timedelta(minutes=30)  # a job with no successful run yet
+HISTORY = 20  # the most recent successful attempts a job's expected duration is read from
+
+
+def expected_duration(attempts: Sequence[Attempt], default: timedelta = DEFAULT_EXPECTED) -> timedelta:
+    """How long the job's next run will likely take: the 75th percentile of its last `HISTORY`
+    successful attempts (start to end), robust to one odd run; `default` with fewer than 3."""
+    ended: list[tuple[datetime, timedelta]] = []
+    for attempt in attempts:
+        start = attempt.started_at or attempt.launched_at
+        if attempt.result is AttemptResult.SUCCEEDED and attempt.ended_at and start:
+            ended.append((attempt.ended_at, attempt.ended_at - start))
+    spans = sorted(span for _, span in sorted(ended)[-HISTORY:])
+    if len(spans) < 3:
+        return default
+    return spans[math.ceil(0.75 * len(spans)) - 1]
 
 
 def _seconds(at: datetime | None, now: datetime) -> float:

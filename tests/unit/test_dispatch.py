@@ -7,8 +7,21 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from benchmarks.dispatch import metrics, simulate, workloads
-from shared.domain.dispatch import POLICIES, PoolState, Waiting, admit, default, edf, fifo, priority
+from shared.domain.dispatch import (
+    DEFAULT_EXPECTED,
+    HISTORY,
+    POLICIES,
+    PoolState,
+    Waiting,
+    admit,
+    default,
+    edf,
+    expected_duration,
+    fifo,
+    priority,
+)
 from shared.domain.job import Priority
+from shared.domain.run import Attempt, AttemptResult
 
 T0 = datetime(2027, 1, 1, tzinfo=UTC)
 MIN = timedelta(minutes=1)
@@ -106,3 +119,28 @@ def test_on_overload_default_halves_fifo_s_misses_beats_priority_and_starves_nob
     assert found["default"]["miss_rate"] <= found["fifo"]["miss_rate"] / 2
     assert found["default"]["miss_rate"] < found["priority"]["miss_rate"]
     assert found["default"]["starved"] == 0
+
+
+def attempt(minutes: float, *, ended: int, result: str = "SUCCEEDED", started: bool = True) -> Attempt:
+    end = T0 + ended * MIN
+    begin = end - timedelta(minutes=minutes)
+    return Attempt(
+        number=1,
+        launched_at=begin,
+        started_at=begin if started else None,
+        ended_at=end,
+        result=AttemptResult(result),
+    )
+
+
+def test_expected_duration_is_a_robust_percentile_of_recent_successes() -> None:
+    assert expected_duration([]) == DEFAULT_EXPECTED
+    two = [attempt(10, ended=1), attempt(12, ended=2)]
+    assert expected_duration(two, timedelta(minutes=5)) == timedelta(minutes=5)  # too little history
+    history = [attempt(m, ended=i) for i, m in enumerate([10, 11, 12, 13, 300])]  # one odd, very long run
+    assert expected_duration(history) == timedelta(minutes=13)
+    failures = [attempt(1, ended=100 + i, result="FAILED") for i in range(10)]
+    assert expected_duration(history + failures) == timedelta(minutes=13)  # failures say nothing
+    old_slow = [attempt(60, ended=i) for i in range(30)]
+    recent_fast = [attempt(5, ended=100 + i, started=False) for i in range(HISTORY)]
+    assert expected_duration(old_slow + recent_fast) == timedelta(minutes=5)  # only the last 20 count
