@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from threading import Lock
 from typing import TypeVar
 
@@ -194,7 +195,8 @@ class Ticker:
             saved |= done_ids
         for fire in saves:
             if fire.job.id in saved:
-                self._fired(fire, report)
+                # A failure here leaves a due row the next tick finds stale and drops.
+                self._guarded(fire.entry, report, partial(self._fired, fire, report))
             else:
                 retry.append(fire)
         return retry

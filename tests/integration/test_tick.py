@@ -395,3 +395,30 @@ def test_the_watchdog_restores_a_missing_due_row_from_the_next_fire_index(world:
     assert [r.scheduled_for.minute for r in runs][:2] == [5, 10]  # missed at 12:05, caught up, then on time
     assert len(world.due_rows()) == 5  # the paused job has none, and none was made for it
     assert all(len(world.runs(j)) == 3 for j in jobs if j.id != victim.id)
+
+
+def test_a_storage_error_after_a_fire_is_saved_is_counted_and_repaired(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.domain.errors import ExternalError
+
+    once = world.create(schedule={"at": "2026-06-01T12:01:00Z"})
+    cron = world.create(name="every-five")
+    original = world.s.due_index.remove
+    failed = []
+
+    def remove(entry: Any) -> None:
+        if not failed:
+            failed.append(entry)
+            raise ExternalError("table storage: 503", retryable=True)
+        original(entry)
+
+    monkeypatch.setattr(world.s.due_index, "remove", remove)
+    world.clock.set(datetime(2026, 6, 1, 12, 4, 0, tzinfo=UTC))
+    report = world.s.ticker.tick()  # the one-time job's due row could not be removed: no exception
+    assert failed and report.errors == 1
+    assert [len(world.runs(job)) for job in (once, cron)] == [1, 1]
+    world.run_until(datetime(2026, 6, 1, 12, 20, tzinfo=UTC))
+    assert world.job_now(once).status is JobStatus.COMPLETED
+    assert len(world.runs(once)) == 1
+    assert len(world.due_rows()) == 1  # the cron job's; the one-time job's stale row was dropped
