@@ -27,7 +27,7 @@ from typing import Any
 import httpx2 as httpx
 
 from devstack.azurite import Azurite
-from devstack.process import local_stack
+from devstack.process import emulator_env, local_stack
 
 ROOT = Path(__file__).resolve().parent.parent
 DIST = Path(os.environ.get("CONSOLE_DIST") or ROOT / "console" / "dist")
@@ -142,14 +142,7 @@ def screenshots(scripts: Path) -> int:
     (scripts / "fails_once.count").unlink(missing_ok=True)
     IMAGES.mkdir(parents=True, exist_ok=True)
     with Emulator(setup_delay=0.1) as emulator:
-        env = {
-            "DATABRICKS_HOST": emulator.url,
-            "DATABRICKS_AUTH": "token",
-            "DATABRICKS_TOKEN": "screenshots",
-            "DATABRICKS_CONFIG_FILE": str(scripts / "no-config"),
-            "POLL_INITIAL_SECONDS": "1",
-            "POLL_MAX_SECONDS": "2",
-        }
+        env = emulator_env(emulator.url, scripts)
         with local_stack(env, tick_seconds=1) as (_, base), browser() as chromium:
             http = httpx.Client(base_url=base, timeout=15)
             for name, kind, schedule, tags in EXAMPLES:

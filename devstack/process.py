@@ -23,6 +23,19 @@ from devstack.azurite import ROOT, free_port
 _INHERITED_NOT = ("TABLES_", "AUTH_MODE", "DATABRICKS_", "ServiceBusConnection")
 
 
+def emulator_env(databricks_url: str, scratch: str | os.PathLike[str]) -> dict[str, str]:
+    """Settings that point a local stack at a Databricks emulator (token auth, no config file
+    read from `scratch`) and poll runs every second or two: for tests and benchmarks."""
+    return {
+        "DATABRICKS_HOST": databricks_url,
+        "DATABRICKS_AUTH": "token",
+        "DATABRICKS_TOKEN": "local-token",
+        "DATABRICKS_CONFIG_FILE": os.path.join(scratch, "no-config"),
+        "POLL_INITIAL_SECONDS": "1",
+        "POLL_MAX_SECONDS": "2",
+    }
+
+
 @contextlib.contextmanager
 def local_stack(
     env: Mapping[str, str] | None = None, *, tick_seconds: float = 5.0

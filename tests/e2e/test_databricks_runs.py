@@ -18,7 +18,7 @@ import httpx2 as httpx
 import pytest
 
 from devstack.databricks_emulator import Emulator
-from devstack.process import local_stack
+from devstack.process import emulator_env, local_stack
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite, pytest.mark.timeout(180)]
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,14 +89,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     for name, text in SCRIPTS.items():
         (scripts / name).write_text(text)
     with Emulator(setup_delay=0.1) as emulator:
-        env = {
-            "DATABRICKS_HOST": emulator.url,
-            "DATABRICKS_AUTH": "token",
-            "DATABRICKS_TOKEN": "e2e-token",
-            "DATABRICKS_CONFIG_FILE": str(scripts / "no-config"),
-            "POLL_INITIAL_SECONDS": "1",
-            "POLL_MAX_SECONDS": "2",
-        }
+        env = emulator_env(emulator.url, scripts)
         with local_stack(env, tick_seconds=1) as (_, base):
             yield Stack(base, emulator, scripts)
 

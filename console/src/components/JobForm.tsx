@@ -1,4 +1,4 @@
-import { type FormEvent, useMemo, useRef, useState } from "react";
+import { type FormEvent, type InputHTMLAttributes, useMemo, useRef, useState } from "react";
 
 import { ApiError, api, call, messageOf } from "../api/client";
 import { JOB_TYPES } from "../api/types";
@@ -16,6 +16,7 @@ interface Props {
 }
 
 const UNITS: Unit[] = ["minutes", "hours", "days"];
+type TextKey = { [K in keyof FormState]: FormState[K] extends string ? K : never }[keyof FormState];
 
 /** The schedule's errors as the server sees them, asked of the preview (which saves nothing). */
 async function scheduleErrors(form: FormState): Promise<FieldErrors> {
@@ -36,6 +37,11 @@ export function JobForm({ initial, submitLabel, onSubmit }: Props) {
   const zones = useMemo(allZones, []);
   const set = <K extends keyof FormState>(key: K, value: FormState[K]) => setForm((f) => ({ ...f, [key]: value }));
   const cron = readCron(form.cron);
+  const text = (label: string, key: TextKey, extra: InputHTMLAttributes<HTMLInputElement> = {}) => (
+    <Field label={label} error={errors[key]}>
+      {(p) => <input {...p} {...extra} value={form[key]} onChange={(e) => set(key, e.target.value)} />}
+    </Field>
+  );
 
   async function submit(event: FormEvent) {
     event.preventDefault();
@@ -133,9 +139,7 @@ export function JobForm({ initial, submitLabel, onSubmit }: Props) {
       )}
       <fieldset>
         <legend>Job</legend>
-        <Field label="Name" error={errors.name}>
-          {(p) => <input {...p} value={form.name} onChange={(e) => set("name", e.target.value)} autoComplete="off" />}
-        </Field>
+        {text("Name", "name", { autoComplete: "off" })}
         <Field label="Description" error={errors.description}>
           {(p) => <textarea {...p} rows={2} value={form.description} onChange={(e) => set("description", e.target.value)} />}
         </Field>
@@ -165,9 +169,7 @@ export function JobForm({ initial, submitLabel, onSubmit }: Props) {
         </Field>
         {form.taskKind === "databricks_job" ? (
           <>
-            <Field label="Databricks job id" error={errors.jobId}>
-              {(p) => <input {...p} inputMode="numeric" value={form.jobId} onChange={(e) => set("jobId", e.target.value)} />}
-            </Field>
+            {text("Databricks job id", "jobId", { inputMode: "numeric" })}
             {pairRows}
           </>
         ) : (
@@ -183,28 +185,20 @@ export function JobForm({ initial, submitLabel, onSubmit }: Props) {
             </Field>
             {form.runWhat === "notebook" && (
               <>
-                <Field label="Notebook path" error={errors.notebookPath}>
-                  {(p) => <input {...p} value={form.notebookPath} onChange={(e) => set("notebookPath", e.target.value)} />}
-                </Field>
+                {text("Notebook path", "notebookPath")}
                 {pairRows}
               </>
             )}
             {form.runWhat === "python_file" && (
               <>
-                <Field label="Python file" error={errors.pythonFile}>
-                  {(p) => <input {...p} value={form.pythonFile} onChange={(e) => set("pythonFile", e.target.value)} />}
-                </Field>
+                {text("Python file", "pythonFile")}
                 {argRows}
               </>
             )}
             {form.runWhat === "python_wheel" && (
               <>
-                <Field label="Package name" error={errors.packageName}>
-                  {(p) => <input {...p} value={form.packageName} onChange={(e) => set("packageName", e.target.value)} />}
-                </Field>
-                <Field label="Entry point" error={errors.entryPoint}>
-                  {(p) => <input {...p} value={form.entryPoint} onChange={(e) => set("entryPoint", e.target.value)} />}
-                </Field>
+                {text("Package name", "packageName")}
+                {text("Entry point", "entryPoint")}
                 {argRows}
               </>
             )}
@@ -217,20 +211,12 @@ export function JobForm({ initial, submitLabel, onSubmit }: Props) {
               )}
             </Field>
             {form.clusterKind === "existing" ? (
-              <Field label="Existing cluster id" error={errors.clusterId}>
-                {(p) => <input {...p} value={form.clusterId} onChange={(e) => set("clusterId", e.target.value)} />}
-              </Field>
+              text("Existing cluster id", "clusterId")
             ) : (
               <>
-                <Field label="Spark version" error={errors.sparkVersion}>
-                  {(p) => <input {...p} value={form.sparkVersion} onChange={(e) => set("sparkVersion", e.target.value)} />}
-                </Field>
-                <Field label="Node type" error={errors.nodeType}>
-                  {(p) => <input {...p} value={form.nodeType} onChange={(e) => set("nodeType", e.target.value)} />}
-                </Field>
-                <Field label="Workers" error={errors.workers}>
-                  {(p) => <input {...p} inputMode="numeric" value={form.workers} onChange={(e) => set("workers", e.target.value)} />}
-                </Field>
+                {text("Spark version", "sparkVersion")}
+                {text("Node type", "nodeType")}
+                {text("Workers", "workers", { inputMode: "numeric" })}
               </>
             )}
           </>
@@ -326,9 +312,7 @@ export function JobForm({ initial, submitLabel, onSubmit }: Props) {
       <fieldset>
         <legend>Policies</legend>
         <div className="grid">
-          <Field label="Max attempts" error={errors.maxAttempts}>
-            {(p) => <input {...p} inputMode="numeric" value={form.maxAttempts} onChange={(e) => set("maxAttempts", e.target.value)} />}
-          </Field>
+          {text("Max attempts", "maxAttempts", { inputMode: "numeric" })}
           <DurationField label="Retry delay" value={form.retryDelay} error={errors.retryDelay} onChange={(v) => set("retryDelay", v)} />
           <DurationField label="Timeout" value={form.timeout} error={errors.timeout} onChange={(v) => set("timeout", v)} />
           <Field label="Overlap" error={errors.overlap}>
