@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from shared.domain.dispatch import POLICIES, Key, PoolState, Waiting, admit, learned_with
-from shared.domain.job import Priority
+from shared.domain.run import Priority
 
 EPOCH = datetime(2027, 1, 1, tzinfo=UTC)
 TENANTS = {"team-a": 0.4, "team-b": 0.3, "team-c": 0.2, "team-d": 0.1}

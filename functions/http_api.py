@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -22,10 +21,11 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from functions import console
+from functions import console, pools_api
+from functions.api_context import ACTS_IN_TENANT, BY_ID, CHANGES_STATE, READS_BODY, Context, Ctx
 from shared.api import openapi, problems
 from shared.api.bodies import strict_json
-from shared.api.identity import TENANT_HEADER, Caller, caller_from_headers, tenant_for
+from shared.api.identity import may_manage_pools
 from shared.api.schemas import (
     AuditListOut,
     ChangedOut,
@@ -42,8 +42,7 @@ from shared.api.schemas import (
 )
 from shared.bootstrap import Services, services
 from shared.config import AuthMode
-from shared.domain.errors import ExternalError, InvalidInput, NotFound
-from shared.domain.ids import is_id
+from shared.domain.errors import ExternalError, InvalidInput
 from shared.domain.job import Job, JobDefinition, JobStatus, JobType
 from shared.domain.run import RunState, parse_run_id
 from shared.services.ports import JobQuery
@@ -59,51 +58,7 @@ Definition = Annotated[JobDefinition, Body(openapi_examples=openapi.JOB_EXAMPLES
 StrictDefinition = Annotated[None, Depends(strict_json(JobDefinition))]
 StrictPreview = Annotated[None, Depends(strict_json(PreviewIn))]
 
-# The errors each operation can give (shared/api/problems.py maps them; docs/api.md explains them).
-# Every operation but health and preview reads storage (503) in a tenant named or implied by the
-# caller's identity (401, 403, and 422 when the tenant header is missing or malformed).
-_ACTS_IN_TENANT = (401, 403, 422, 503)
-_BY_ID = (*_ACTS_IN_TENANT, 404)
-_CHANGES_STATE = (*_BY_ID, 409)
-_READS_BODY = (400, 413, 415)  # malformed JSON, too large, not JSON
 _ETAG = openapi.header('The job\'s version, e.g. `"v3"`: send it back in `If-Match`.', r'^"v[0-9]+"$')
-
-
-@dataclass(frozen=True)
-class Context:
-    services: Services
-    caller: Caller
-    headers: dict[str, str]
-
-    def tenant(self) -> str:
-        return tenant_for(self.caller, self.headers)
-
-    def job_tenant(self, job_id: str) -> str:
-        """The tenant holding `job_id` that this caller may see; 404 otherwise (never 403: no probing)."""
-        if not is_id(job_id):
-            raise NotFound(f"job {job_id} not found")
-        if self.headers.get(TENANT_HEADER) or (not self.caller.is_admin and len(self.caller.tenants) == 1):
-            return self.tenant()
-        if self.caller.is_admin:
-            owner = self.services.job_repository.locate(job_id)
-            if owner is not None:
-                return owner
-        for tenant in sorted(self.caller.tenants):
-            try:
-                self.services.job_service.get(tenant, job_id)
-                return tenant
-            except NotFound:
-                continue
-        raise NotFound(f"job {job_id} not found")
-
-
-def _context(request: Request) -> Context:
-    services: Services = request.app.state.provider()
-    headers = {k.lower(): v for k, v in request.headers.items()}
-    return Context(services, caller_from_headers(headers, services.settings), headers)
-
-
-Ctx = Annotated[Context, Depends(_context)]
 
 
 def _if_match(value: str | None) -> int | None:
@@ -126,6 +81,15 @@ def _changed(job: Job, message: str) -> ChangedOut:
         next_fire_at=job.next_fire_at,
         job=JobOut.of(job),
     )
+
+
+def _check_pool(ctx: Context, definition: JobDefinition) -> None:
+    """A job's pool must exist (`default` always does): a typo would otherwise queue nothing."""
+    if not ctx.services.pool_service.exists(definition.pool):
+        raise InvalidInput(
+            f"no pool named {definition.pool!r}: create it with PUT /api/pools/{definition.pool}",
+            errors={"pool": "unknown pool"},
+        )
 
 
 def _docs_static() -> Path:
@@ -177,7 +141,12 @@ def health(request: Request) -> JSONResponse:
 def me(ctx: Ctx) -> MeOut:
     """Who you are, as the scheduler sees you: your name and the tenants you may act in."""
     caller = ctx.caller
-    return MeOut(actor=caller.actor, tenants=sorted(caller.tenants), admin=caller.is_admin)
+    return MeOut(
+        actor=caller.actor,
+        tenants=sorted(caller.tenants),
+        admin=caller.is_admin,
+        pools_admin=may_manage_pools(caller, ctx.services.settings),
+    )
 
 
 @router.post(
@@ -191,14 +160,16 @@ def me(ctx: Ctx) -> MeOut:
                 "ETag": _ETAG,
             }
         },
-        **openapi.errors(*_READS_BODY, *_ACTS_IN_TENANT),
+        **openapi.errors(*READS_BODY, *ACTS_IN_TENANT),
     },
 )
 def schedule_job(
     definition: Definition, ctx: Ctx, _strict: StrictDefinition, response: Response
 ) -> ScheduledOut:
     """Schedule a new job. Answers with its id, a confirmation and the first fire time."""
-    job = ctx.services.job_service.create(ctx.tenant(), ctx.caller.actor, definition)
+    tenant = ctx.tenant()
+    _check_pool(ctx, definition)
+    job = ctx.services.job_service.create(tenant, ctx.caller.actor, definition)
     response.headers["Location"] = f"/api/jobs/{job.id}"
     response.headers["ETag"] = f'"v{job.version}"'
     when = job.next_fire_at.isoformat().replace("+00:00", "Z") if job.next_fire_at else "never"
@@ -211,7 +182,7 @@ def schedule_job(
     )
 
 
-@router.get("/api/jobs", tags=["jobs"], responses=openapi.errors(*_ACTS_IN_TENANT))
+@router.get("/api/jobs", tags=["jobs"], responses=openapi.errors(*ACTS_IN_TENANT))
 def list_jobs(
     ctx: Ctx,
     job_type: JobType | None = None,
@@ -239,7 +210,7 @@ def list_jobs(
 @router.get(
     "/api/jobs/{job_id}",
     tags=["jobs"],
-    responses={200: {"headers": {"ETag": _ETAG}}, **openapi.errors(*_BY_ID)},
+    responses={200: {"headers": {"ETag": _ETAG}}, **openapi.errors(*BY_ID)},
 )
 def get_job(job_id: JobId, ctx: Ctx, response: Response) -> JobOut:
     """The job: its definition (what PUT takes) and its state. A cancelled job stays readable."""
@@ -254,8 +225,8 @@ def get_job(job_id: JobId, ctx: Ctx, response: Response) -> JobOut:
     responses={
         200: {"headers": {"ETag": _ETAG}},
         **openapi.errors(
-            *_READS_BODY,
-            *_CHANGES_STATE,
+            *READS_BODY,
+            *CHANGES_STATE,
             412,
             notes={409: "A cancelled job can no longer be edited."},
         ),
@@ -278,6 +249,7 @@ def edit_job(
     ] = None,
 ) -> ChangedOut:
     """Replace the job's definition. Bumps `version` and computes the next fire time again."""
+    _check_pool(ctx, definition)
     job = ctx.services.job_service.update(
         ctx.job_tenant(job_id), job_id, ctx.caller.actor, definition, _if_match(if_match)
     )
@@ -289,7 +261,7 @@ def edit_job(
     "/api/jobs/{job_id}",
     tags=["jobs"],
     responses=openapi.errors(
-        *_CHANGES_STATE,
+        *CHANGES_STATE,
         notes={409: "Only when the job kept changing while it was cancelled; retrying is safe."},
     ),
 )
@@ -310,7 +282,7 @@ def cancel_job(job_id: JobId, ctx: Ctx) -> ChangedOut:
 @router.post(
     "/api/jobs/{job_id}/pause",
     tags=["jobs"],
-    responses=openapi.errors(*_CHANGES_STATE, notes={409: "Only an ACTIVE job can be paused."}),
+    responses=openapi.errors(*CHANGES_STATE, notes={409: "Only an ACTIVE job can be paused."}),
 )
 def pause_job(job_id: JobId, ctx: Ctx) -> ChangedOut:
     """Pause an ACTIVE job: it does not fire until resumed."""
@@ -321,7 +293,7 @@ def pause_job(job_id: JobId, ctx: Ctx) -> ChangedOut:
 @router.post(
     "/api/jobs/{job_id}/resume",
     tags=["jobs"],
-    responses=openapi.errors(*_CHANGES_STATE, notes={409: "Only a PAUSED job can be resumed."}),
+    responses=openapi.errors(*CHANGES_STATE, notes={409: "Only a PAUSED job can be resumed."}),
 )
 def resume_job(job_id: JobId, ctx: Ctx) -> ChangedOut:
     """Resume a paused job; its next fire time is computed from now (missed times are not owed)."""
@@ -329,7 +301,7 @@ def resume_job(job_id: JobId, ctx: Ctx) -> ChangedOut:
     return _changed(job, f"Job '{job.definition.name}' resumed")
 
 
-@router.get("/api/jobs/{job_id}/audit", tags=["jobs"], responses=openapi.errors(*_BY_ID))
+@router.get("/api/jobs/{job_id}/audit", tags=["jobs"], responses=openapi.errors(*BY_ID))
 def job_audit(
     job_id: JobId,
     ctx: Ctx,
@@ -341,7 +313,7 @@ def job_audit(
     return AuditListOut(items=page.items, continuation=page.continuation)
 
 
-@router.get("/api/jobs/{job_id}/runs", tags=["runs"], responses=openapi.errors(*_BY_ID))
+@router.get("/api/jobs/{job_id}/runs", tags=["runs"], responses=openapi.errors(*BY_ID))
 def job_runs(
     job_id: JobId,
     ctx: Ctx,
@@ -356,11 +328,13 @@ def job_runs(
     return RunListOut(items=[RunOut.of(r) for r in page.items], continuation=page.continuation)
 
 
-@router.get("/api/runs/{run_id}", tags=["runs"], responses=openapi.errors(*_BY_ID))
+@router.get("/api/runs/{run_id}", tags=["runs"], responses=openapi.errors(*BY_ID))
 def get_run(run_id: RunId, ctx: Ctx) -> RunOut:
-    """One run, with its attempts. Another tenant's run is 404."""
+    """One run, with its attempts (a QUEUED run: its queue position and estimated start). Another
+    tenant's run is 404."""
     job_id, run_key = parse_run_id(run_id)
-    return RunOut.of(ctx.services.job_service.run(ctx.job_tenant(job_id), job_id, run_key))
+    run = ctx.services.job_service.run(ctx.job_tenant(job_id), job_id, run_key)
+    return RunOut.of(run, ctx.services.pool_service.place_of(run))
 
 
 @router.post(
@@ -369,7 +343,7 @@ def get_run(run_id: RunId, ctx: Ctx) -> RunOut:
     tags=["runs"],
     responses={
         202: {"headers": {"Location": openapi.header("The new run: `/api/runs/{run_id}`.")}},
-        **openapi.errors(*_CHANGES_STATE, notes={409: "A cancelled job cannot run."}),
+        **openapi.errors(*CHANGES_STATE, notes={409: "A cancelled job cannot run."}),
     },
 )
 def run_job_now(job_id: JobId, ctx: Ctx, response: Response) -> RunOut:
@@ -382,7 +356,7 @@ def run_job_now(job_id: JobId, ctx: Ctx, response: Response) -> RunOut:
 @router.post(
     "/api/jobs/{job_id}/retry",
     tags=["runs"],
-    responses=openapi.errors(*_CHANGES_STATE, notes={409: "The job has no FAILED or TIMED_OUT run."}),
+    responses=openapi.errors(*CHANGES_STATE, notes={409: "The job has no FAILED or TIMED_OUT run."}),
 )
 def retry_job(job_id: JobId, ctx: Ctx) -> RunOut:
     """Retry the job's latest FAILED or TIMED_OUT run: a new attempt, launched now."""
@@ -395,7 +369,7 @@ def retry_job(job_id: JobId, ctx: Ctx) -> RunOut:
     "/api/runs/{run_id}/retry",
     tags=["runs"],
     responses=openapi.errors(
-        *_CHANGES_STATE, notes={409: "The run is not FAILED or TIMED_OUT (`errors.state` says what it is)."}
+        *CHANGES_STATE, notes={409: "The run is not FAILED or TIMED_OUT (`errors.state` says what it is)."}
     ),
 )
 def retry_run(run_id: RunId, ctx: Ctx) -> RunOut:
@@ -410,7 +384,7 @@ def retry_run(run_id: RunId, ctx: Ctx) -> RunOut:
     "/api/runs/{run_id}/cancel",
     tags=["runs"],
     responses=openapi.errors(
-        *_CHANGES_STATE,
+        *CHANGES_STATE,
         notes={
             409: "The run had already ended (`errors.state` says how).",
             503: "Databricks could not be reached; sending the cancel again is safe.",
@@ -429,7 +403,7 @@ def cancel_run(run_id: RunId, ctx: Ctx) -> RunOut:
     tags=["schedules"],
     # Reads no storage and acts in no tenant: only the identity itself can fail (401, or 422 for a
     # missing X-Scheduler-Tenant under function keys).
-    responses=openapi.errors(*_READS_BODY, 401, 422),
+    responses=openapi.errors(*READS_BODY, 401, 422),
 )
 def preview_schedule(
     body: Annotated[PreviewIn, Body(openapi_examples=openapi.PREVIEW_EXAMPLES)],
@@ -456,6 +430,7 @@ def create_api(provider: Callable[[], Services]) -> FastAPI:
     openapi.install(api)
     api.mount("/api/docs/static", StaticFiles(directory=_docs_static()), name="docs-static")
     api.include_router(router)
+    api.include_router(pools_api.router)
     console.install(api)
     api.add_middleware(problems.BodyLimit, limit=lambda: provider().settings.max_body_bytes)
     return api

@@ -21,6 +21,7 @@ from functools import cached_property, lru_cache
 from shared import telemetry
 from shared.adapters.databricks import Databricks
 from shared.adapters.jobs_table import JobsTable
+from shared.adapters.pools_table import PoolsTable
 from shared.adapters.queue import DeadLetters, MessageSender
 from shared.adapters.runs_table import RunsTable, TableDueIndex
 from shared.adapters.table import OperationCounter, Table
@@ -33,7 +34,8 @@ from shared.services.job_service import JobService
 from shared.services.launch import Launcher
 from shared.services.messages import Queues
 from shared.services.poll import Poller
-from shared.services.ports import DueIndex, JobRepository, RunRepository
+from shared.services.pool_service import PoolService
+from shared.services.ports import DueIndex, JobRepository, PoolRepository, RunRepository
 from shared.services.run_commands import RunCommands
 from shared.services.run_context import RunContext, RunSettings
 from shared.services.tick import Ticker
@@ -72,6 +74,7 @@ class Services:
         self.job_repository: JobRepository = JobsTable(tables.jobs)
         self.run_repository: RunRepository = RunsTable(tables.runs)
         self.due_index: DueIndex = TableDueIndex(tables.runs, settings.run_shards)
+        self.pools: PoolRepository = PoolsTable(tables.runs)
         self.queues = Queues(launch=settings.launch_queue, poll=settings.poll_queue)
         self.watch_policy = WatchPolicy(
             grace=timedelta(seconds=settings.watchdog_grace_seconds),
@@ -125,6 +128,7 @@ class Services:
             job_repository=self.job_repository,
             run_repository=self.run_repository,
             due_index=self.due_index,
+            pools=self.pools,
             sender=self.sender,
             databricks=lambda: self.databricks,
             clock=self.clock,
@@ -135,6 +139,10 @@ class Services:
                 watch=self.watch_policy,
             ),
         )
+
+    @cached_property
+    def pool_service(self) -> PoolService:
+        return PoolService(self.run_context)
 
     @cached_property
     def launcher(self) -> Launcher:

@@ -88,6 +88,24 @@ class Metrics:
             "scheduler.dead_letters", unit="messages", description="messages found dead-lettered"
         )
 
+    @cached_property
+    def deadline_missed(self) -> Any:
+        return self._meter.create_counter(
+            "scheduler.deadline_missed", unit="runs", description="runs unfinished at their deadline"
+        )
+
+    @cached_property
+    def queue_wait_ms(self) -> Any:
+        return self._meter.create_histogram(
+            "scheduler.queue_wait_ms", unit="ms", description="time a run waited for a slot in its pool"
+        )
+
+    @cached_property
+    def slot_releases(self) -> Any:
+        return self._meter.create_counter(
+            "scheduler.slot_releases", unit="slots", description="leases freed (by run ends, or the watchdog)"
+        )
+
 
 metrics = Metrics()
 

@@ -129,3 +129,9 @@ def encode_principal(object_id: str, name: str, roles: list[str]) -> str:
     ]
     body = {"auth_typ": "aad", "name_typ": "name", "role_typ": "roles", "claims": claims}
     return base64.b64encode(json.dumps(body).encode()).decode()
+
+
+def may_manage_pools(caller: Caller, settings: Settings) -> bool:
+    """Pools are shared by every tenant: the admin role changes them, as do the development
+    principal (the local stack) and the Studio backend (function keys: a secret only it holds)."""
+    return caller.is_admin or settings.auth_mode in (AuthMode.DEVELOPMENT, AuthMode.FUNCTION_KEY)

@@ -15,7 +15,8 @@ from shared.domain.job import (
     JobStatus,
     JobSummary,
 )
-from shared.domain.run import Attempt, Run, RunState, Trigger
+from shared.domain.pool import PolicyName
+from shared.domain.run import Attempt, Priority, Run, RunState, Trigger
 from shared.domain.schedule import DstNote, FireTime, ScheduleSpec
 
 
@@ -146,6 +147,7 @@ class MeOut(BaseModel):
     actor: Actor
     tenants: list[str] = Field(description="Sorted. With several, name one in `X-Scheduler-Tenant`.")
     admin: bool = Field(description="Holds the admin role: may act in every tenant.")
+    pools_admin: bool = Field(False, description="May create and change pools (`PUT /api/pools/{name}`).")
 
 
 class HealthOut(BaseModel):
@@ -177,12 +179,89 @@ class RunOut(BaseModel):
     databricks_run_id: int | None = None
     run_page_url: str | None = None
     attempts: list[Attempt] = Field(default_factory=list, description="Each try on Databricks, oldest first.")
+    pool: str | None = Field(None, description="The bounded pool whose slot it waits for or holds.")
+    slots: int = 1
+    priority: Priority | None = Field(None, description="Its priority in its pool's queue.")
+    deadline_at: datetime | None = Field(
+        None, description="When it must have finished (the job's `deadline`)."
+    )
+    deadline_missed_at: datetime | None = Field(
+        None, description="Set when it was found unfinished at its deadline, or ended after it."
+    )
+    queue_position: int | None = Field(
+        None,
+        description="QUEUED in a pool: its place in the queue as its policy orders it now (1 goes next).",
+    )
+    estimated_start_at: datetime | None = Field(
+        None,
+        description="QUEUED in a pool: when it will likely start, from the expected durations of what runs.",
+    )
 
     @classmethod
-    def of(cls, run: Run) -> RunOut:
-        return cls(run_id=run.id, **run.model_dump())
+    def of(cls, run: Run, place: tuple[int, datetime | None] | None = None) -> RunOut:
+        position, start = place or (None, None)
+        return cls(run_id=run.id, **run.model_dump(), queue_position=position, estimated_start_at=start)
 
 
 class RunListOut(BaseModel):
     items: list[RunOut]
     continuation: str | None
+
+
+class ClassWaitOut(BaseModel):
+    length: int = Field(description="Runs of this priority waiting.")
+    avg_wait: float = Field(description="Seconds they have waited, on average.")
+    oldest_wait: float = Field(description="Seconds the longest-waiting of them has waited.")
+
+
+class QueuedRunOut(BaseModel):
+    run_id: str
+    job_id: str
+    tenant: str
+    pool: str
+    priority: Priority
+    queue_position: int = Field(description="1 goes next.")
+    enqueued_at: datetime
+    wait: float = Field(description="Seconds waited so far.")
+    estimated_start_at: datetime | None
+    deadline_at: datetime | None
+    slots: int
+
+
+class PoolOut(BaseModel):
+    name: str
+    slots: int | None = Field(description="null: unbounded (runs never wait).")
+    tenant_limit: int | None
+    policy: PolicyName
+    used: int = Field(description="Slots held now.")
+    running: int = Field(description="Runs holding slots.")
+    pending: int = Field(description="Runs waiting for slots.")
+    queue_length: int = Field(description="running + pending.")
+    queues: dict[Priority, ClassWaitOut] = Field(description="The waiting runs per priority class.")
+    updated_at: datetime | None = None
+    updated_by: str | None = None
+
+
+class PoolListOut(BaseModel):
+    items: list[PoolOut]
+
+
+class QueueOut(BaseModel):
+    """What waits where (seed 001's queue status), over the pools asked for."""
+
+    queue_length: int = Field(description="running + pending.")
+    running: int = Field(description="Runs holding slots.")
+    pending: int = Field(description="Runs waiting for slots.")
+    queues: dict[Priority, ClassWaitOut] = Field(
+        description="Waiting runs per priority class, all pools together."
+    )
+    pools: dict[str, PoolOut]
+    items: list[QueuedRunOut] = Field(
+        description="Your tenants' waiting runs, in the order each pool will start them."
+    )
+
+
+class PriorityIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    priority: Priority
+    reason: str = Field(min_length=1, max_length=500, description="Why: kept in the job's audit trail.")

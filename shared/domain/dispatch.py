@@ -28,8 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from shared.domain.job import Priority
-from shared.domain.run import Attempt, AttemptResult
+from shared.domain.run import Attempt, AttemptResult, Priority
 
 RANK: Mapping[Priority, int] = {Priority.LOW: 0, Priority.NORMAL: 1, Priority.HIGH: 2, Priority.URGENT: 3}
 TOP = RANK[Priority.URGENT]

@@ -15,7 +15,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from shared.domain.errors import IllegalTransition
-from shared.domain.run import FailureKind, RunState
+from shared.domain.run import FailureKind, Priority, RunState
 from shared.domain.schedule import DstNote, FireTime, ScheduleSpec
 
 
@@ -48,13 +48,6 @@ class MisfirePolicy(StrEnum):
     SKIP = "skip"
     FIRE_ONCE = "fire_once"
     CATCH_UP = "catch_up"
-
-
-class Priority(StrEnum):
-    LOW = "low"
-    NORMAL = "normal"
-    HIGH = "high"
-    URGENT = "urgent"
 
 
 class RetryOn(StrEnum):
@@ -194,6 +187,11 @@ class RetryPolicy(BaseModel):
         return min(base * (1 + self.jitter * rand), self.max_delay)
 
 
+DEFAULT_POOL = "default"
+MAX_SLOTS = 1000
+PoolName = Annotated[
+    str, StringConstraints(min_length=1, max_length=40, pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")
+]
 Tag = Annotated[
     str,
     StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"),
@@ -221,6 +219,14 @@ class JobDefinition(BaseModel):
     misfire: MisfirePolicy = MisfirePolicy.FIRE_ONCE
     catch_up_window: timedelta = Field(timedelta(hours=1), ge=timedelta(minutes=1), le=timedelta(days=7))
     priority: Priority = Priority.NORMAL
+    pool: PoolName = Field(DEFAULT_POOL, description="The pool whose slots its runs take (GET /api/pools).")
+    slots: int = Field(1, ge=1, le=MAX_SLOTS, description="Slots one run takes in its pool.")
+    deadline: timedelta | None = Field(
+        None,
+        ge=timedelta(minutes=1),
+        le=timedelta(days=7),
+        description="ISO-8601 duration after the scheduled time by which a run must finish, e.g. PT6H.",
+    )
     tags: Annotated[list[Tag], Field(max_length=20)] = Field(default_factory=list)
     record_skipped_while_paused: bool = False
 

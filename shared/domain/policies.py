@@ -157,6 +157,13 @@ def watch_at(run: Run, policy: WatchPolicy, now: datetime) -> datetime | None:
     """When the watchdog must look at `run` if nothing moves it first (None: it has ended)."""
     if run.state.is_terminal:
         return None
+    at = _watch_at(run, policy, now)
+    if run.deadline_at is not None and run.deadline_missed_at is None and run.deadline_at > now:
+        return min(at, run.deadline_at)  # the watchdog marks it if nothing has ended it by then
+    return at
+
+
+def _watch_at(run: Run, policy: WatchPolicy, now: datetime) -> datetime:
     intent = run.intent
     if run.state is RunState.QUEUED:
         return now + min(policy.backoff(run.checks), max(policy.queued_check, policy.grace))

@@ -103,6 +103,13 @@ TRANSITIONS: dict[RunState, frozenset[RunState]] = {
 }
 
 
+class Priority(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
 class Trigger(StrEnum):
     SCHEDULE = "schedule"
     MANUAL = "manual"
@@ -234,6 +241,13 @@ class Run(BaseModel):
     run_page_url: str | None = None
     intent: Intent | None = None
     watch_at: datetime | None = None
+    pool: str | None = Field(None, description="The bounded pool whose slot it waits for or holds.")
+    slots: int = 1
+    priority: Priority | None = Field(None, description="Its priority in the pool's queue.")
+    deadline_at: datetime | None = Field(None, description="When it must have finished (the job's deadline).")
+    deadline_missed_at: datetime | None = Field(
+        None, description="When it was found unfinished at its deadline, or ended after it."
+    )
     repairs: int = Field(0, description="Re-sends of the current intent by the watchdog.")
     checks: int = Field(0, description="Watchdog visits since the last transition that found nothing wrong.")
 
@@ -323,6 +337,12 @@ class Run(BaseModel):
                 "run_page_url": attempt.run_page_url or self.run_page_url,
             }
         )
+
+    def marked_late(self, now: datetime) -> Run:
+        """The run marked `deadline_missed_at` if it is unfinished at its deadline, or ended after it."""
+        if self.deadline_at is None or self.deadline_missed_at is not None or now < self.deadline_at:
+            return self
+        return self.model_copy(update={"deadline_missed_at": now})
 
     def databricks_run_of(self, attempt: int) -> int | None:
         """The Databricks run of attempt `attempt`, if it was recorded."""

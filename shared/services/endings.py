@@ -21,6 +21,7 @@ from shared.domain.run import (
     Run,
     RunState,
 )
+from shared.services import admission
 from shared.services.conflicts import until_saved
 from shared.services.messages import launch_id, launch_intent
 from shared.services.run_context import Outcome, RunContext
@@ -115,7 +116,9 @@ def end(
 
 
 def after_end(ctx: RunContext, ended: Run, now: datetime, known: JobRead = None) -> None:
-    """Note the run on its job and release a buffered run. Safe to repeat."""
+    """Free the run's slot (admitting who waits), note the run on its job and release a buffered
+    run. Safe to repeat: a second release finds nothing to free."""
+    admission.release(ctx, ended, now)
     job = note_on_job(ctx, ended, known)
     if job is not None and job.definition.overlap is OverlapPolicy.BUFFER_ONE:
         release_buffered(ctx, ended, now)

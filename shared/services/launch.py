@@ -17,9 +17,10 @@ hint moved with it), then the first poll is sent. Safe to run twice:
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from shared.adapters.databricks import LaunchRequest, idempotency_token, placeholder_context
+from shared.domain.dispatch import expected_duration
 from shared.domain.errors import ConcurrencyConflict, ExternalError, NotFound
 from shared.domain.job import Job, JobStatus
 from shared.domain.policies import OverlapVerdict, overlap_verdict
@@ -32,17 +33,20 @@ from shared.domain.run import (
     RunState,
     SkipReason,
     Trigger,
+    epoch_ms,
 )
 from shared.domain.schedule import zone
-from shared.services import endings
+from shared.services import admission, endings
+from shared.services.admission import Claim
 from shared.services.conflicts import until_saved
 from shared.services.endings import JobRead
-from shared.services.messages import RunRef, launch_intent, poll_intent
+from shared.services.messages import RunRef, launch_id, launch_intent, poll_intent
 from shared.services.run_context import Outcome, RunContext
 from shared.services.stopping import stop
 from shared.telemetry import metrics
 
 log = logging.getLogger(__name__)
+RETRY_SLOT_WAIT = timedelta(minutes=1)
 
 
 class Launcher:
@@ -91,7 +95,52 @@ class Launcher:
         if job is None or job.status is JobStatus.CANCELLED:  # a retry or manual run of a cancelled job
             ended = endings.end(self.ctx, run, etag, RunState.CANCELLED, now, "job cancelled", read)
             return Outcome("finished", ended)
-        return self._start(run, etag, job, attempt, now)
+        return self._admit(run, etag, job, others, attempt, now)
+
+    def _admit(
+        self, run: Run, etag: str, job: Job, others: list[Run], attempt: int, now: datetime
+    ) -> Outcome:
+        """Take a slot in the job's pool (or hold the one it has), then start; else wait for one."""
+        expected = expected_duration([a for other in others for a in other.attempts])
+        claim = admission.claim(self.ctx, run, job, expected, now, queue=attempt == 1)
+        if claim.go:
+            return self._start(claim.run, etag, job, attempt, now)
+        if attempt > 1:
+            return self._retry_later(run, etag, attempt, now)
+        return self._wait_for_slot(claim, etag, now)
+
+    def _wait_for_slot(self, claim: Claim, etag: str, now: datetime) -> Outcome:
+        """QUEUED with its pool's fields; the pool's dispatch sends its launch when it is admitted."""
+        ctx = self.ctx
+        first = [(claim.run, etag)]
+
+        def attempt() -> Run | None:
+            current, tag = first.pop() if first else ctx.run_repository.get(*_key(claim.run))
+            if current.state not in (RunState.SCHEDULED, RunState.QUEUED) or current.attempt != 1:
+                return None  # admitted and launched meanwhile
+            fields = admission.pool_fields(claim.run)
+            if current.state is RunState.QUEUED:
+                return ctx.write(current, tag, current.model_copy(update=fields), now)[0]
+            queued = current.moved(
+                RunState.QUEUED, now, reason=f"waiting for a slot in pool {claim.run.pool}", **fields
+            )
+            return ctx.write(
+                current, tag, queued.model_copy(update={"intent": launch_intent(queued, 1, now)}), now
+            )[0]
+
+        queued = until_saved(attempt, f"run {claim.run.id}")
+        if claim.room and claim.run.pool:
+            admission.settle_pool(ctx, claim.run.pool, now)  # a tenant limit or a queue ahead: admit who fits
+        return Outcome("queued", queued)
+
+    def _retry_later(self, run: Run, etag: str, attempt: int, now: datetime) -> Outcome:
+        """A retry whose run holds no slot (its pool was bounded after it started) and finds none
+        free: try again in a minute. Retries keep their slot, so this is rare."""
+        at = now + RETRY_SLOT_WAIT
+        intent = launch_intent(run, attempt, at, message_id=f"{launch_id(run, attempt)}.wait{epoch_ms(now)}")
+        waiting, _ = self.ctx.write(run, etag, run.model_copy(update={"intent": intent}), now)
+        self.ctx.send(waiting)
+        return Outcome("deferred", waiting)
 
     def _queue(self, run: Run, etag: str, now: datetime) -> Outcome:
         if run.state is RunState.QUEUED:
@@ -165,7 +214,7 @@ class Launcher:
                     endings.cancel_quietly(ctx, dbx, "its run ended while it launched")
                 return None
             running = current.moved(RunState.LAUNCHING, now).moved(RunState.RUNNING, now, reason="")
-            running = running.with_attempt(record)
+            running = running.with_attempt(record).model_copy(update=admission.pool_fields(run))
             intent = poll_intent(running, record.number, 1, dbx, deadline, due)
             return ctx.write(current, tag, running.model_copy(update={"intent": intent}), now)[0]
 

@@ -157,6 +157,19 @@ def message_for(
     )
 
 
+def admitted_launch(ref: RunRef, queue: str, at: datetime, why: str) -> OutgoingMessage:
+    """The launch of a run a pool admitted (attempt 1: a retry keeps its slot). Its id names the
+    admission (`why`: `admit{lease ms}`, or the watchdog's `check{n}`), never the first launch's id,
+    which Service Bus would drop as a duplicate of the launch that queued the run."""
+    return OutgoingMessage(
+        queue=queue,
+        message_id=f"{ref.job_id}.{ref.run_key}.a1.launch.{why}",
+        body={"run": _ref(ref), "attempt": 1, "kind": IntentKind.LAUNCH.value},
+        scheduled_for=at,
+        properties=_properties(ref, 1),
+    )
+
+
 def next_poll(ref: PollRef, queue: str, at: datetime) -> OutgoingMessage:
     """Poll `ref.poll + 1` of the same attempt: what a poll that saw no change sends, reading no table."""
     poll = ref.poll + 1

@@ -7,12 +7,14 @@ same behaviour. The values here are what crosses a port: no storage key ever doe
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
 from shared.domain.job import AuditEntry, Job, JobSummary
+from shared.domain.pool import Lease, Pool, QueueEntry
 from shared.domain.run import Run
 
 T = TypeVar("T")
@@ -175,4 +177,46 @@ class DueIndex(Protocol):
 
     def due(self, shard: str, horizon: datetime) -> Iterator[DueEntry]:
         """Entries in `shard` firing before `horizon`, earliest first."""
+        ...
+
+
+@dataclass(frozen=True)
+class PoolSnapshot:
+    """A pool as read: its spec, leases and waiting count; `etag` "" if its row does not exist;
+    `entries` (with their ETags) only when they were asked for."""
+
+    pool: Pool
+    leases: Mapping[str, Lease]
+    waiting: int
+    etag: str
+    entries: Sequence[QueueEntry] | None = None
+    entry_etags: Mapping[str, str] = field(default_factory=dict)
+    read_at: float = field(default_factory=time.monotonic)
+
+    def entry(self, run_id: str) -> QueueEntry | None:
+        return next((e for e in self.entries or () if e.run_id == run_id), None)
+
+
+class PoolRepository(Protocol):
+    """Pools with their leases and queues (`shared/adapters/pools_table.py`)."""
+
+    def read(self, name: str, *, entries: bool = False, remembered: bool = False) -> PoolSnapshot:
+        """The pool, NotFound if unknown (`default` always exists). `remembered`: this process's
+        last copy if it has one; `entries`: the queue too (always a fresh read)."""
+        ...
+
+    def pools(self) -> list[Pool]: ...
+
+    def commit(
+        self,
+        before: PoolSnapshot,
+        *,
+        pool: Pool | None = None,
+        leases: Mapping[str, Lease] | None = None,
+        add: QueueEntry | None = None,
+        remove: Iterable[str] = (),
+        update: Iterable[QueueEntry] = (),
+    ) -> PoolSnapshot:
+        """One transaction over `before`: ConcurrencyConflict if it changed, AlreadyExists if
+        `add` is queued already; nothing written then."""
         ...

@@ -14,7 +14,7 @@ from datetime import datetime
 from shared.domain.errors import ExternalError
 from shared.domain.policies import OverlapVerdict, WatchAction, given_up_state, overlap_verdict
 from shared.domain.run import IntentKind, Run, RunState
-from shared.services import endings
+from shared.services import admission, endings
 from shared.services.messages import launch_intent
 from shared.services.run_context import RunContext
 from shared.services.stopping import STOPPING, finish_stopping, read, time_out
@@ -33,6 +33,7 @@ class WatchReport:
     settled: int = 0
     given_up: int = 0
     dead_letters: int = 0
+    leases_freed: int = 0
     errors: int = 0
 
 
@@ -79,8 +80,11 @@ class Repairs:
         )
 
     def check_queue(self, run: Run, etag: str, now: datetime) -> int:
-        """A QUEUED run whose release never came: launch it once nothing blocks it."""
+        """A QUEUED run whose release or admission never came: launch it once nothing blocks it."""
         ctx = self.ctx
+        if run.pool and admission.check_queued(ctx, run, now):
+            ctx.write(run, etag, run.model_copy(update={"checks": run.checks + 1}), now)
+            return 0  # it waits in its pool (admitted now if there was room), or its launch was re-sent
         job = ctx.job(run.tenant, run.job_id)
         recent = ctx.run_repository.recent(run.shard, run.tenant, run.job_id)
         others = [r for r, _ in recent if r.run_key != run.run_key]

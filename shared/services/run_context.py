@@ -21,7 +21,8 @@ from shared.domain.job import Job
 from shared.domain.policies import WatchPolicy, watch_at
 from shared.domain.run import Intent, Run
 from shared.services.messages import Queues, message_for
-from shared.services.ports import DueIndex, JobRepository, RunRepository
+from shared.services.ports import DueIndex, JobRepository, PoolRepository, RunRepository
+from shared.telemetry import metrics
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class RunContext:
         job_repository: JobRepository,
         run_repository: RunRepository,
         due_index: DueIndex,
+        pools: PoolRepository,
         sender: MessageSender,
         databricks: Callable[[], Databricks],
         clock: Clock,
@@ -63,6 +65,7 @@ class RunContext:
         self.job_repository = job_repository
         self.run_repository = run_repository
         self.due_index = due_index
+        self.pools = pools
         self.sender = sender
         self._databricks = databricks
         self.clock = clock
@@ -88,9 +91,16 @@ class RunContext:
         return run.model_copy(update={"watch_at": watch_at(run, self.settings.watch, now)})
 
     def write(self, before: Run, etag: str, after: Run, now: datetime) -> tuple[Run, str]:
-        """Save `after` over `before` (ETag), its watch hint moved with it: the run as saved, its ETag."""
-        saved = self.watched(after, now)
-        return saved, self.run_repository.save(before, etag, saved)
+        """Save `after` over `before` (ETag), its watch hint moved with it: the run as saved, its ETag.
+
+        A run found unfinished at its deadline (or ending after it) is marked `deadline_missed_at`
+        by the first write that notices, and counted once."""
+        saved = self.watched(after.marked_late(now), now)
+        etag = self.run_repository.save(before, etag, saved)
+        if saved.deadline_missed_at is not None and before.deadline_missed_at is None:
+            metrics.deadline_missed.add(1, {"pool": saved.pool or "default", "tenant": saved.tenant})
+            log.warning("a run missed its deadline", extra={"job_id": saved.job_id, "run_key": saved.run_key})
+        return saved, etag
 
     def send(
         self,

@@ -27,8 +27,9 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from shared.adapters.queue import DeadLetter, DeadLetters
-from shared.domain.errors import ExternalError, InvalidInput, NotFound
+from shared.domain.errors import Conflict, ExternalError, InvalidInput, NotFound
 from shared.domain.policies import WatchAction, watch_action
+from shared.services import admission
 from shared.services.messages import RunRef
 from shared.services.ports import WatchHint
 from shared.services.repairs import Repairs, WatchReport
@@ -61,6 +62,7 @@ class Watchdog:
         now = self.ctx.clock.now()
         if now.minute % self.due_check_minutes == 0:
             self.restore_due_rows(now, report)
+        self._sweep_pools(now, report)
         for shard in self.ctx.due_index.shards:
             for hint in self._overdue(shard, now, report):
                 if report.visited >= self.batch:
@@ -73,10 +75,10 @@ class Watchdog:
                     log.exception("watchdog failed on a run", extra={"job_id": hint.job_id})
         log.log(
             logging.INFO
-            if report.visited or report.dead_letters or report.due_rows_restored
+            if report.visited or report.dead_letters or report.due_rows_restored or report.leases_freed
             else logging.DEBUG,
             "watchdog: %d visited, %d dropped, %d re-sent, %d checked, %d settled, %d given up, "
-            "%d dead letters, %d due rows restored, %d errors",
+            "%d dead letters, %d due rows restored, %d leases freed, %d errors",
             report.visited,
             report.dropped,
             report.resent,
@@ -85,6 +87,7 @@ class Watchdog:
             report.given_up,
             report.dead_letters,
             report.due_rows_restored,
+            report.leases_freed,
             report.errors,
         )
         return report
@@ -114,6 +117,16 @@ class Watchdog:
             report.dropped += 1
         else:
             self.repairs.apply(run, etag, action, now, report, chain_lost=False)
+
+    # -- pools ---------------------------------------------------------------------------------------
+
+    def _sweep_pools(self, now: datetime, report: WatchReport) -> None:
+        """Leases held by ended runs, admitted runs never launched, queues with room (admission.sweep)."""
+        try:
+            report.leases_freed += admission.sweep(self.ctx, now).leases_freed
+        except (ExternalError, Conflict) as err:
+            report.errors += 1
+            log.warning("could not sweep the pools: %s", err)
 
     # -- due rows --------------------------------------------------------------------------------------
 

@@ -372,6 +372,7 @@ def test_a_launch_makes_two_storage_requests_before_calling_databricks() -> None
         return original(request)
 
     w.fake.launch = launch_and_count  # type: ignore[method-assign]
+    w.s.pools.read("default", remembered=True)  # a process reads an unbounded pool once per 30 s
     for c in counters:
         c.reset()
     assert w.s.inbox.launch(incoming(launch)).action == "launched"

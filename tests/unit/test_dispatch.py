@@ -20,8 +20,7 @@ from shared.domain.dispatch import (
     fifo,
     priority,
 )
-from shared.domain.job import Priority
-from shared.domain.run import Attempt, AttemptResult
+from shared.domain.run import Attempt, AttemptResult, Priority
 
 T0 = datetime(2027, 1, 1, tzinfo=UTC)
 MIN = timedelta(minutes=1)
