@@ -1,7 +1,11 @@
 """What one occurrence costs, from the tick to its end: storage requests, entities written, queue
 sends and Databricks calls, for a short run and a 30-minute run.
 
-    .venv/bin/python -m benchmarks.run_cost [--minutes 1 30]
+    .venv/bin/python -m benchmarks.run_cost [--minutes 1 30] [--pool SLOTS]
+
+`--pool SLOTS`: the job runs in a bounded pool of that many slots, uncontended (it is the only run):
+what taking and releasing a slot adds. The process has the pool row from configuring it, as a
+warm Functions instance has it from its last take or release.
 
 A simulated clock, in-memory tables (which count one request per call, as the Azure adapter's
 pipeline counter does, and the entities each write touches), the Service Bus twin and the fake
@@ -24,6 +28,7 @@ from shared.adapters.table import OperationCounter
 from shared.bootstrap import Services, Tables, build
 from shared.config import Settings
 from shared.domain.job import Actor, JobDefinition
+from shared.domain.pool import PoolSpec
 from shared.services.inbox import Incoming
 from tests.fakes.clock import FixedClock
 from tests.fakes.databricks import FakeDatabricks, FakeOutcome
@@ -58,7 +63,7 @@ class Meter:
         self._sent, self._calls = sent, calls
 
 
-def measure(minutes: float) -> tuple[Meter, int]:
+def measure(minutes: float, pool: int | None = None) -> tuple[Meter, int]:
     clock = FixedClock(T0)
     counter = OperationCounter()
     broker = ServiceBusTwin(clock)
@@ -66,6 +71,8 @@ def measure(minutes: float) -> tuple[Meter, int]:
     fake.outcomes.append(FakeOutcome.HANG)
     tables = Tables(jobs=InMemoryTable("jobs", counter), runs=InMemoryTable("runs", counter))
     services = build(Settings(RUN_SHARDS=16), tables=tables, clock=clock, sender=broker, databricks=fake)
+    if pool is not None:
+        services.pool_service.put("bench", PoolSpec(slots=pool), Actor(id="bench", name="bench"))
     job = services.job_service.create(
         "team-a",
         Actor(id="bench", name="bench"),
@@ -75,6 +82,7 @@ def measure(minutes: float) -> tuple[Meter, int]:
                 "job_type": "model_training",
                 "task": {"kind": "databricks_job", "job_id": 1},
                 "schedule": {"at": FIRE.isoformat()},
+                "pool": "bench" if pool is not None else "default",
             }
         ),
     )
@@ -142,10 +150,12 @@ def _deliver(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run_cost", description=__doc__)
     parser.add_argument("--minutes", type=float, nargs="+", default=[1.0, 30.0])
+    parser.add_argument("--pool", type=int, default=None, help="run in a bounded pool of this many slots")
     args = parser.parse_args(argv)
     for minutes in args.minutes:
-        meter, polls = measure(minutes)
-        print(f"\na {minutes:g}-minute Databricks run, default settings: {polls} polls")
+        meter, polls = measure(minutes, args.pool)
+        where = f"in a {args.pool}-slot pool (uncontended)" if args.pool else "unbounded pool"
+        print(f"\na {minutes:g}-minute Databricks run, {where}, default settings: {polls} polls")
         print(
             "(besides what any pass costs, whatever is due: "
             + ", ".join(f"{name} {n} requests" for name, n in meter.fixed.items())

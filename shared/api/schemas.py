@@ -188,6 +188,7 @@ class RunOut(BaseModel):
     deadline_missed_at: datetime | None = Field(
         None, description="Set when it was found unfinished at its deadline, or ended after it."
     )
+    admitted_at: datetime | None = Field(None, description="When its pool gave it a slot.")
     queue_position: int | None = Field(
         None,
         description="QUEUED in a pool: its place in the queue as its policy orders it now (1 goes next).",

@@ -245,6 +245,7 @@ class Run(BaseModel):
     slots: int = 1
     priority: Priority | None = Field(None, description="Its priority in the pool's queue.")
     deadline_at: datetime | None = Field(None, description="When it must have finished (the job's deadline).")
+    admitted_at: datetime | None = Field(None, description="When its pool gave it a slot.")
     deadline_missed_at: datetime | None = Field(
         None, description="When it was found unfinished at its deadline, or ended after it."
     )

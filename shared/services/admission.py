@@ -73,7 +73,7 @@ def pooled(run: Run, job: Job, pool: str, slots: int) -> Run:
     )
 
 
-POOL_FIELDS = ("pool", "slots", "priority", "deadline_at")
+POOL_FIELDS = ("pool", "slots", "priority", "deadline_at", "admitted_at")
 
 
 def pool_fields(run: Run) -> dict[str, object]:
@@ -102,11 +102,12 @@ def claim(
 
     def attempt() -> Claim:
         s = copies.pop() if copies else ctx.pools.read(name)
-        if run.id in s.leases:
-            return Claim(run, True)
+        held = s.leases.get(run.id)
+        if held is not None:  # admitted from the queue, a redelivery, or a retry
+            return Claim(run.model_copy(update={"admitted_at": run.admitted_at or held.since}), True)
         if s.waiting == 0 and fits(s.pool, s.leases, run.tenant, run.slots):
             ctx.pools.commit(s, leases={**s.leases, run.id: entry.lease(now)})
-            return Claim(run, True)
+            return Claim(run.model_copy(update={"admitted_at": now}), True)
         room = s.pool.bounded and state_of(s.pool, s.leases).free > 0
         if not queue:
             return Claim(run, False, room)
