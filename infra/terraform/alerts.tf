@@ -61,6 +61,17 @@ locals {
       threshold             = 0
       window_duration       = "PT15M"
     }
+    "deadline-missed" = {
+      display_name          = "Scheduler: runs missed their deadline"
+      description           = "A run was unfinished at its deadline or ended after it (custom metric scheduler.deadline_missed)."
+      severity              = 2
+      query                 = "customMetrics | where name == \"scheduler.deadline_missed\" | project timestamp, deadline_missed = valueSum"
+      time_aggregation      = "Total"
+      metric_measure_column = "deadline_missed"
+      operator              = "GreaterThan"
+      threshold             = 0
+      window_duration       = "PT15M"
+    }
     "no-tick" = {
       display_name          = "Scheduler: no tick in 5 minutes"
       description           = "The timer tick did not run for 5 minutes (no scheduler.ticks data): nothing is being scheduled."

@@ -440,12 +440,14 @@ def test_me_says_who_the_caller_is_and_their_tenants(client: TestClient) -> None
         "actor": {"id": "dana", "name": "Dana"},
         "tenants": ["team-a", "team-b"],
         "admin": False,
+        "pools_admin": True,  # the local stack (development mode) lets anyone configure pools
     }
     assert client.get("/api/me", headers=ADMIN).json()["admin"] is True
     assert client.get("/api/me").json() == {
         "actor": {"id": "dev-user", "name": "Developer"},
         "tenants": ["dev"],
         "admin": False,
+        "pools_admin": True,
     }
 
 

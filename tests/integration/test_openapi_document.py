@@ -48,6 +48,11 @@ ERRORS: dict[tuple[str, str], set[int]] = {
     ("post", "/api/runs/{run_id}/cancel"): BY_ID | {409},
     ("post", "/api/schedules/preview"): BODY | {401, 422},  # no storage, no tenant
     ("get", "/api/me"): {401, 422},  # no storage; 422: a function-key call without a tenant
+    ("get", "/api/pools"): IDENTITY | STORAGE,
+    ("get", "/api/pools/{name}"): BY_ID,
+    ("put", "/api/pools/{name}"): BODY | IDENTITY | STORAGE | {409},
+    ("get", "/api/queue"): BY_ID,  # 404: the pool asked for does not exist
+    ("put", "/api/runs/{run_id}/priority"): BODY | BY_ID | {409},
 }
 
 

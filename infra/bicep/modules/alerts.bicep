@@ -90,6 +90,18 @@ var logAlertRules = [
     windowSize: 'PT15M'
   }
   {
+    key: 'deadline-missed'
+    displayName: 'Scheduler: runs missed their deadline'
+    description: 'A run was unfinished at its deadline or ended after it (custom metric scheduler.deadline_missed).'
+    severity: 2
+    query: 'customMetrics | where name == "scheduler.deadline_missed" | project timestamp, deadline_missed = valueSum'
+    timeAggregation: 'Total'
+    metricMeasureColumn: 'deadline_missed'
+    operator: 'GreaterThan'
+    threshold: 0
+    windowSize: 'PT15M'
+  }
+  {
     key: 'no-tick'
     displayName: 'Scheduler: no tick in 5 minutes'
     description: 'The timer tick did not run for 5 minutes (no scheduler.ticks data): nothing is being scheduled.'
