@@ -16,7 +16,7 @@ from shared.bootstrap import Services, Tables, build
 from shared.config import Settings
 from shared.services.messages import RunRef
 from tests.fakes.databricks import FakeDatabricks, FakeOutcome
-from tests.integration.test_api import ADMIN, A, B, PROBLEM, body, principal
+from tests.integration.test_api import ADMIN, PROBLEM, A, B, body, principal
 
 pytestmark = pytest.mark.azurite
 _suffix = itertools.count(1)
