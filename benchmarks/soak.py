@@ -2,7 +2,8 @@
 
 Prints, per seed, the occurrences, the faults that struck, the repairs they needed, and the five
 counts that must be zero (stuck runs, wrong final states, duplicate Databricks starts per token,
-missing or duplicate occurrences, runs of a non-overlapping job that ran at once).
+missing or duplicate occurrences, runs of a non-overlapping job that ran at once, deliveries after
+which the bounded pool held more than its slots, leases and entries left at the end).
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         "dup starts",
         "missing/dup occ.",
         "overlapping",
+        "pooled (waited)",
+        "over capacity",
+        "leaked",
         "s",
     ]
     print("| " + " | ".join(columns) + " |")
@@ -54,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
             r.duplicate_starts,
             r.missing_or_duplicate_occurrences,
             r.overlapping_runs,
+            f"{r.pooled_runs} ({r.waited_for_a_slot})",
+            r.over_capacity,
+            r.leaked,
             f"{time.monotonic() - started:.1f}",
         ]
         print("| " + " | ".join(str(c) for c in cells) + " |")

@@ -10,6 +10,10 @@ twin and a scripted fake Databricks, while faults strike at random:
 - duplicate deliveries; hosts that die after a handler did its work (the lock runs out);
 - two ticks running at once; Databricks answering 429 or 503.
 
+Every third job runs in a bounded pool (`POOL_SLOTS` slots): after every delivery the pool is read
+(past the faults) and must hold no more than its slots; at the end it must hold nothing and have
+nobody waiting (a slot released exactly once, no waiting run lost).
+
 Then the schedules end, the world settles, and the report counts what must be zero: stuck runs,
 wrong final states, Databricks runs started twice for one idempotency token, and occurrences
 missing or recorded twice. `python -m benchmarks.soak` runs more seeds and prints the figures.
@@ -28,17 +32,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.adapters.databricks import LaunchRequest, Phase, idempotency_token
+from shared.adapters.pools_table import PoolsTable
 from shared.adapters.queue import OutgoingMessage
 from shared.adapters.table import Row, Write
 from shared.domain.errors import ExternalError
 from shared.domain.job import Job, JobDefinition
+from shared.domain.pool import PoolSpec
 from shared.domain.run import FailureKind, Run, RunState
+from shared.services.ports import PoolSnapshot
 from tests.fakes.clock import FixedClock
 from tests.fakes.databricks import FakeDatabricks, FakeOutcome, FakeRun, _error, _Failure
 from tests.fakes.memory_table import InMemoryTable
 from tests.world import ALICE, World
 
 START = datetime(2026, 6, 1, 12, 0, 30, tzinfo=UTC)
+POOL, POOL_SLOTS = "soak", 3
 CUTOFF = START + timedelta(hours=2)  # schedules end here
 SETTLE = CUTOFF + timedelta(hours=3)  # the world runs on until here
 
@@ -205,6 +213,10 @@ class Report:
     duplicate_starts: int = 0
     missing_or_duplicate_occurrences: int = 0
     overlapping_runs: int = 0
+    over_capacity: int = 0  # deliveries after which the pool held more than its slots
+    leaked: int = 0  # leases and queue entries left when everything had ended
+    pooled_runs: int = 0
+    waited_for_a_slot: int = 0
     faults: Counter[str] = field(default_factory=Counter)
     repairs: int = 0  # messages the watchdog re-sent (a lost launch, a dead-lettered message)
     deferrals: int = 0  # messages put off after a passing error
@@ -218,6 +230,8 @@ class Report:
             or self.duplicate_starts
             or self.missing_or_duplicate_occurrences
             or self.overlapping_runs
+            or self.over_capacity
+            or self.leaked
         )
 
 
@@ -258,8 +272,10 @@ class Soak:
         self.send_failures = 0
         self.duplicated = 0
         self.host_deaths = 0
+        self.over_capacity = 0
 
     def create_jobs(self) -> None:
+        self.world.s.pool_service.put(POOL, PoolSpec(slots=POOL_SLOTS), ALICE)
         for n, (kind, schedule) in enumerate(_workload(self.rng)):
             body = {
                 "name": f"{kind.name}#{n}",
@@ -268,6 +284,7 @@ class Soak:
                 "schedule": schedule,
                 "misfire": "catch_up",
                 "catch_up_window": "PT2H",
+                "pool": POOL if n % 3 == 0 else "default",
                 **kind.job,
             }
             job = self.world.s.job_service.create("team-a", ALICE, JobDefinition.model_validate(body))
@@ -303,6 +320,7 @@ class Soak:
             return dies
 
         w.crash = crash
+        self._watch_capacity()
         ticker = w.s.ticker
         tick = ticker.tick
 
@@ -316,6 +334,23 @@ class Soak:
             return tick()
 
         ticker.tick = twice_sometimes  # type: ignore[method-assign]
+
+    def _pool(self, entries: bool = False) -> PoolSnapshot:
+        """The pool as stored, read past the injected faults."""
+        runs = next(t.inner for t in self.tables if t.inner.name.startswith("wruns"))
+        return PoolsTable(runs).read(POOL, entries=entries)
+
+    def _watch_capacity(self) -> None:
+        handle = self.world.handle
+
+        def checked(delivery: Any) -> str:
+            action = handle(delivery)
+            used = sum(lease.slots for lease in self._pool().leases.values())
+            if used > POOL_SLOTS:
+                self.over_capacity += 1
+            return action
+
+        self.world.handle = checked  # type: ignore[method-assign]
 
     def disarm_faults(self) -> None:
         for table in self.tables:
@@ -355,6 +390,16 @@ class Soak:
                 self._check_run(report, kind, job, run)
             if kind.job.get("overlap") in ("skip", "buffer_one", "cancel_previous"):
                 self._check_no_overlap(report, job, runs)
+        report.over_capacity = self.over_capacity
+        if report.over_capacity:
+            report.problems.append(f"the pool held more than {POOL_SLOTS} slots {report.over_capacity} times")
+        pool = self._pool(entries=True)
+        report.leaked = len(pool.leases) + len(pool.entries or [])
+        if report.leaked:
+            report.problems.append(f"left in the pool: leases {list(pool.leases)}, entries {pool.entries}")
+        pooled = [r for _, j in self.jobs if j.definition.pool == POOL for r in self.world.runs(j)]
+        report.pooled_runs = len(pooled)
+        report.waited_for_a_slot = sum(1 for r in pooled if r.pool and "QUEUED" in r.transitions)
         for token, starts in self.databricks._starts.items():
             if starts > 1:
                 report.duplicate_starts += 1

@@ -23,6 +23,7 @@ def test_every_run_ends_as_it_should_under_faults(seed: int, rate: float) -> Non
     assert report.occurrences > 250
     assert sum(report.faults.values()) > 200  # the faults struck
     assert report.repairs + report.deferrals > 0
+    assert report.waited_for_a_slot > 10  # the bounded pool was contended
     assert report.ok, "\n".join(report.problems[:20])
     assert (
         report.stuck,
@@ -30,4 +31,6 @@ def test_every_run_ends_as_it_should_under_faults(seed: int, rate: float) -> Non
         report.duplicate_starts,
         report.missing_or_duplicate_occurrences,
         report.overlapping_runs,
-    ) == (0, 0, 0, 0, 0)
+        report.over_capacity,
+        report.leaked,
+    ) == (0, 0, 0, 0, 0, 0, 0)
