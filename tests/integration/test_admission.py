@@ -384,3 +384,22 @@ def test_the_pool_stays_consistent_when_the_send_after_an_admission_fails(
     w.run_until(FIRST + timedelta(minutes=30))
     assert failed and w.run(first).state is w.run(second).state is RunState.SUCCEEDED
     settled(w)
+
+
+def test_a_running_run_is_marked_at_its_deadline_and_an_unbounded_one_too(
+    table_factory: TableFactory,
+) -> None:
+    """Deadlines need no pool: a run still running at its deadline is marked by the watchdog's
+    visit at that time; one that ends in time never is."""
+    w = World(table_factory)
+    w.s.ensure_tables()
+    w.fake.outcomes.append(FakeOutcome.HANG)
+    slow = w.job(name="slow", deadline="PT3M", schedule={"at": "2026-06-01T12:05:00Z"})
+    quick = w.job(name="quick", deadline="PT30M", schedule={"at": "2026-06-01T12:06:00Z"})
+    w.run_until(FIRST + timedelta(minutes=6))
+    late, done = w.run(slow), w.run(quick)
+    assert late.state is RunState.RUNNING and late.pool is None
+    assert late.deadline_at == FIRST + timedelta(minutes=3)
+    assert late.deadline_missed_at is not None
+    assert late.deadline_missed_at - late.deadline_at <= timedelta(minutes=1)
+    assert done.state is RunState.SUCCEEDED and done.deadline_missed_at is None
