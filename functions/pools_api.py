@@ -7,6 +7,7 @@ them. The queue lists only the waiting runs of the caller's own tenants.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated
 
@@ -29,7 +30,7 @@ from shared.api.schemas import (
 from shared.domain.errors import Forbidden
 from shared.domain.pool import PoolSpec
 from shared.domain.run import Priority, parse_run_id
-from shared.services.pool_service import PoolUsage
+from shared.services.pool_service import PoolUsage, class_waits
 
 router = APIRouter()
 PoolNameParam = Annotated[
@@ -50,21 +51,7 @@ POOL_EXAMPLES = {
 
 
 def _classes(usages: list[PoolUsage], now: datetime) -> dict[Priority, ClassWaitOut]:
-    waits = {
-        p: [
-            (now - w.entry.enqueued_at).total_seconds()
-            for u in usages
-            for w in u.waiting
-            if w.entry.priority is p
-        ]
-        for p in Priority
-    }
-    return {
-        p: ClassWaitOut(
-            length=len(v), avg_wait=sum(v) / len(v) if v else 0.0, oldest_wait=max(v, default=0.0)
-        )
-        for p, v in sorted(waits.items(), key=lambda kv: -list(Priority).index(kv[0]))
-    }
+    return {p: ClassWaitOut(**asdict(c)) for p, c in class_waits(usages, now).items()}
 
 
 def _pool_out(usage: PoolUsage, now: datetime) -> PoolOut:

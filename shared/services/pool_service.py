@@ -6,6 +6,7 @@ Reads cost one query per pool (its row and its queue entries); nothing here scan
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -53,18 +54,16 @@ class PoolUsage:
     waiting: list[Waiter]  # in the order they will go
     leases: list[Lease]
 
-    def classes(self, now: datetime) -> dict[Priority, ClassWait]:
-        out: dict[Priority, ClassWait] = {}
-        for priority in WAIT_CLASSES:
-            waits = [
-                (now - w.entry.enqueued_at).total_seconds()
-                for w in self.waiting
-                if w.entry.priority is priority
-            ]
-            out[priority] = ClassWait(
-                len(waits), sum(waits) / len(waits) if waits else 0.0, max(waits, default=0.0)
-            )
-        return out
+
+def class_waits(usages: Iterable[PoolUsage], now: datetime) -> dict[Priority, ClassWait]:
+    """Per priority class (urgent first): how many wait, their average and oldest wait."""
+    waits: dict[Priority, list[float]] = {p: [] for p in WAIT_CLASSES}
+    for u in usages:
+        for w in u.waiting:
+            waits[w.entry.priority].append((now - w.entry.enqueued_at).total_seconds())
+    return {
+        p: ClassWait(len(v), sum(v) / len(v) if v else 0.0, max(v, default=0.0)) for p, v in waits.items()
+    }
 
 
 def usage(snapshot: PoolSnapshot, now: datetime) -> PoolUsage:

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from devstack.service_bus_twin import ServiceBusTwin
 from functions.http_api import create_api
 from shared.adapters.azure_table import AzureTable
+from shared.adapters.databricks import Databricks
 from shared.api.identity import encode_principal
 from shared.bootstrap import Services, Tables, build
 from shared.config import Settings
@@ -60,14 +61,17 @@ def body(**overrides: Any) -> dict[str, Any]:
     return job
 
 
-def make_services(azure_service: Any, **settings: Any) -> Services:
+def make_services(azure_service: Any, databricks: Databricks | None = None, **settings: Any) -> Services:
     n = next(_suffix)
     tables = Tables(
         jobs=AzureTable(azure_service, f"apijobs{n}"),
         runs=AzureTable(azure_service, f"apiruns{n}"),
     )
     services = build(
-        Settings(**{"AUTH_MODE": "development", **settings}), tables=tables, sender=ServiceBusTwin()
+        Settings(**{"AUTH_MODE": "development", **settings}),
+        tables=tables,
+        sender=ServiceBusTwin(),
+        databricks=databricks,
     )
     services.ensure_tables()
     return services

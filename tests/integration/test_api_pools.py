@@ -2,41 +2,26 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from devstack.service_bus_twin import ServiceBusTwin
 from functions.http_api import create_api
-from shared.adapters.azure_table import AzureTable
-from shared.bootstrap import Services, Tables, build
-from shared.config import Settings
+from shared.bootstrap import Services
 from shared.services.messages import RunRef
 from tests.fakes.databricks import FakeDatabricks, FakeOutcome
-from tests.integration.test_api import ADMIN, PROBLEM, A, B, body, principal
+from tests.integration.test_api import ADMIN, PROBLEM, A, B, body, make_services, principal
 
 pytestmark = pytest.mark.azurite
-_suffix = itertools.count(1)
 
 
 def make(azure_service: Any, **settings: Any) -> Services:
-    n = next(_suffix)
-    tables = Tables(
-        jobs=AzureTable(azure_service, f"pljobs{n}"), runs=AzureTable(azure_service, f"plruns{n}")
-    )
+    """Services on fresh Azurite tables, with a fake Databricks whose runs hang (they hold slots)."""
     fake = FakeDatabricks()
     fake.outcomes.extend([FakeOutcome.HANG] * 10)
-    services = build(
-        Settings(**{"AUTH_MODE": "development", **settings}),
-        tables=tables,
-        sender=ServiceBusTwin(),
-        databricks=fake,
-    )
-    services.ensure_tables()
-    return services
+    return make_services(azure_service, fake, **settings)
 
 
 @pytest.fixture
