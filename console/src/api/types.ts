@@ -14,6 +14,13 @@ export type AuditEntry = S["AuditEntry"];
 export type FireTime = S["FireTimeOut"];
 export type Me = S["MeOut"];
 export type Problem = S["Problem"];
+export type Priority = S["Priority"];
+export type Pool = S["PoolOut"];
+export type PoolSpec = S["PoolSpec"];
+export type PoolPolicy = PoolSpec["policy"];
+export type ClassWait = S["ClassWaitOut"];
+export type Queue = S["QueueOut"];
+export type QueuedRun = S["QueuedRunOut"];
 
 export const JOB_TYPES: { value: JobType; label: string }[] = [
   { value: "model_training", label: "Model training" },
@@ -24,3 +31,19 @@ export const JOB_TYPES: { value: JobType; label: string }[] = [
 export const STATUSES: JobStatus[] = ["ACTIVE", "PAUSED", "CANCELLED", "COMPLETED"];
 export const TERMINAL: RunState[] = ["SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED", "SKIPPED"];
 export const isTerminal = (state: RunState) => TERMINAL.includes(state);
+
+/** Priority classes, the one that goes first first (the order the queue tables use). */
+export const PRIORITIES: { value: Priority; label: string }[] = [
+  { value: "urgent", label: "Urgent" },
+  { value: "high", label: "High" },
+  { value: "normal", label: "Normal" },
+  { value: "low", label: "Low" },
+];
+/** The dispatch policies a pool may use, and what each does (shared/domain/dispatch.py). */
+export const POLICIES: { value: PoolPolicy; help: string }[] = [
+  { value: "default", help: "least slack to each run's deadline, capped by its priority's patience: nothing starves" },
+  { value: "fifo", help: "first come, first served" },
+  { value: "priority", help: "strict priority classes, then arrival" },
+  { value: "edf", help: "earliest deadline first; runs without one after" },
+  { value: "learned", help: "a score fitted on the dispatch simulator" },
+];

@@ -44,6 +44,9 @@ export interface FormState {
   misfire: JobDefinition["misfire"];
   priority: JobDefinition["priority"];
   tags: string;
+  pool: string;
+  slots: string;
+  deadline: Duration;
 }
 
 export function emptyForm(zone: string): FormState {
@@ -79,6 +82,9 @@ export function emptyForm(zone: string): FormState {
     misfire: "fire_once",
     priority: "normal",
     tags: "",
+    pool: "default",
+    slots: "1",
+    deadline: { amount: "", unit: "hours" },
   };
 }
 
@@ -101,6 +107,9 @@ export function formFromJob(job: Job): FormState {
     misfire: job.misfire,
     priority: job.priority,
     tags: (job.tags ?? []).join(", "),
+    pool: job.pool ?? "default",
+    slots: String(job.slots ?? 1),
+    deadline: job.deadline ? fromIso(job.deadline, "hours") : { amount: "", unit: "hours" },
     maxAttempts: String(job.retry?.max_attempts ?? 1),
     retryDelay: fromIso(job.retry?.initial_delay, "minutes"),
     timeout: job.timeout ? fromIso(job.timeout, "hours") : { amount: "", unit: "hours" },
@@ -176,6 +185,7 @@ export function scheduleOf(form: FormState): ScheduleSpec {
 export function bodyOf(form: FormState, base?: Job): Record<string, unknown> {
   const retry = { ...(base?.retry ?? {}), max_attempts: Number(form.maxAttempts) || form.maxAttempts };
   const delay = toIso(form.retryDelay);
+  const deadline = toIso(form.deadline);
   if (delay) Object.assign(retry, { initial_delay: delay });
   const keep = base
     ? {
@@ -201,6 +211,10 @@ export function bodyOf(form: FormState, base?: Job): Record<string, unknown> {
     overlap: form.overlap,
     misfire: form.misfire,
     priority: form.priority,
+    pool: form.pool.trim() || "default",
+    slots: /^\d+$/.test(form.slots.trim()) ? Number(form.slots.trim()) : form.slots,
+    // An amount that is not a whole number goes as typed, so the server says what is wrong with it.
+    deadline: deadline === null ? form.deadline.amount : deadline || null,
     tags: form.tags
       .split(",")
       .map((t) => t.trim())
@@ -250,6 +264,9 @@ const FIELD_OF: Record<string, string> = {
   misfire: "misfire",
   priority: "priority",
   tags: "tags",
+  pool: "pool",
+  slots: "slots",
+  deadline: "deadline",
 };
 
 /** The server's problem+json `errors` (dotted body paths) as the form's fields. */

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { readCron, scheduleInWords } from "./cron";
 import { fromIso, inWords, toIso } from "./duration";
 import { bodyOf, checkForm, emptyForm, fieldErrors, formFromJob } from "./form";
-import { isoToZoned, zonedToIso } from "./time";
+import { formatEstimate, formatWait, isoToZoned, zonedToIso } from "./time";
 
 describe("cron reading", () => {
   it("reads a daily time in words", () => {
@@ -148,5 +148,60 @@ describe("errors", () => {
 describe("a repeated hour", () => {
   it("is read as its first occurrence", () => {
     expect(zonedToIso("2027-11-07T01:30", "America/New_York")).toBe("2027-11-07T01:30:00-04:00");
+  });
+});
+
+describe("waits", () => {
+  it("read as at most two units", () => {
+    expect(formatWait(0)).toBe("0s");
+    expect(formatWait(45.7)).toBe("45s");
+    expect(formatWait(150)).toBe("2m 30s");
+    expect(formatWait(3600)).toBe("1h");
+    expect(formatWait(3725)).toBe("1h 2m");
+    expect(formatWait(90_061)).toBe("1d 1h");
+    expect(formatWait(172_800 + 59)).toBe("2d");
+  });
+  it("never go negative or read garbage", () => {
+    expect(formatWait(-3)).toBe("0s");
+    expect(formatWait(Number.NaN)).toBe("0s");
+    expect(formatWait(null)).toBe("0s");
+  });
+  it("give an estimated start as a time, approximately", () => {
+    const now = Date.parse("2027-03-15T12:00:00Z");
+    expect(formatEstimate(null, now)).toBe("unknown");
+    expect(formatEstimate("2027-03-15T11:59:00Z", now)).toBe("~now");
+    expect(formatEstimate("2027-03-15T12:05:00Z", now)).toMatch(/^~\d{1,2}:05\s[AP]M$/);
+    expect(formatEstimate("2027-03-20T12:05:00Z", now)).toMatch(/^~Mar 2\d, \d{1,2}:05\s[AP]M$/);
+  });
+});
+
+describe("capacity fields", () => {
+  it("go in the body: pool, slots as a number, deadline as ISO-8601 or null", () => {
+    const form = { ...emptyForm("UTC"), jobId: "1", cron: "0 1 * * *" };
+    expect(bodyOf(form)).toMatchObject({ pool: "default", slots: 1, deadline: null });
+    const gpu = bodyOf({ ...form, pool: " gpu ", slots: "4", deadline: { amount: "6", unit: "hours" } });
+    expect(gpu).toMatchObject({ pool: "gpu", slots: 4, deadline: "PT6H" });
+    // what is not a whole number goes as typed, for the server to explain
+    expect(bodyOf({ ...form, slots: "two", deadline: { amount: "1.5", unit: "hours" } })).toMatchObject({ slots: "two", deadline: "1.5" });
+  });
+  it("come back from a job for editing", () => {
+    const job = {
+      name: "n",
+      job_type: "pipeline",
+      task: { kind: "databricks_job", job_id: 7 },
+      schedule: { cron: "0 5 * * *", timezone: "UTC" },
+      pool: "gpu",
+      slots: 2,
+      deadline: "P1D",
+    } as unknown as Parameters<typeof formFromJob>[0];
+    const form = formFromJob(job);
+    expect([form.pool, form.slots, form.deadline]).toEqual(["gpu", "2", { amount: "1", unit: "days" }]);
+  });
+  it("show the server's errors beside them", () => {
+    expect(fieldErrors({ pool: "unknown pool 'gpu'", slots: "Input should be less than or equal to 1000", deadline: "at least PT1M" })).toEqual({
+      pool: "unknown pool 'gpu'",
+      slots: "Input should be less than or equal to 1000",
+      deadline: "at least PT1M",
+    });
   });
 });

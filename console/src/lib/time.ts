@@ -124,3 +124,42 @@ export function duration(from?: string | null, to?: string | null): string {
   if (minutes < 60) return `${minutes} min ${seconds % 60} s`;
   return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
 }
+
+/**
+ * A wait in seconds as a person reads it, two units at most: "45s", "2m 30s", "1h 5m", "3d 2h".
+ * "0s" for nothing (or a negative or missing wait, which a clock skew can produce).
+ */
+export function formatWait(seconds: number | null | undefined): string {
+  const total = Math.max(0, Math.floor(Number.isFinite(seconds) ? (seconds as number) : 0));
+  const units: [string, number][] = [
+    ["d", 86_400],
+    ["h", 3_600],
+    ["m", 60],
+    ["s", 1],
+  ];
+  const parts: string[] = [];
+  let rest = total;
+  for (const [letter, size] of units) {
+    const amount = Math.floor(rest / size);
+    rest -= amount * size;
+    if (amount > 0 || parts.length > 0) parts.push(`${amount}${letter}`);
+    if (parts.length === 2) break;
+  }
+  const shown = parts.filter((p, i) => i === 0 || !p.startsWith("0"));
+  return shown.length > 0 ? shown.join(" ") : "0s";
+}
+
+/** "~10:05 AM" today, "~Mar 15, 10:05 AM" another day: an estimate, in the browser's zone. */
+export function formatEstimate(iso: string | null | undefined, now: number = Date.now()): string {
+  if (!iso) return "unknown";
+  const ms = Date.parse(iso);
+  if (Number.isNaN(ms)) return iso;
+  if (ms <= now) return "~now";
+  const sameDay = new Date(ms).toDateString() === new Date(now).toDateString();
+  const shown = formatter(
+    `estimate:${sameDay}`,
+    () =>
+      new Intl.DateTimeFormat("en-US", sameDay ? { timeStyle: "short" } : { month: "short", day: "numeric", hour: "numeric", minute: "2-digit" }),
+  ).format(new Date(ms));
+  return `~${shown}`;
+}
