@@ -73,7 +73,8 @@ describe("the schedule form", () => {
     await waitFor(() => expect(screen.getByLabelText("End").getAttribute("aria-invalid")).toBe("true"));
     expect(screen.getByLabelText("Cron expression").getAttribute("aria-invalid")).toBe("true");
     expect(submit).not.toHaveBeenCalled();
-    expect(sent.every((path) => path === "/api/schedules/preview")).toBe(true);
+    // only the preview is asked (and the pools the form offers are read): nothing is saved
+    expect(sent.every((path) => path === "/api/schedules/preview" || path === "/api/pools")).toBe(true);
   });
 
   it("adds, edits and removes parameter rows", async () => {
@@ -102,5 +103,41 @@ describe("the schedule form", () => {
     renderForm(async () => undefined);
     await user.type(screen.getByLabelText("Cron expression"), "30 2 * * *");
     expect(document.getElementById("cron-reading")?.textContent).toBe("At 02:30 AM");
+  });
+
+  it("offers the pools to choose from and shows an unknown pool's error beside the field", async () => {
+    const bodies: Record<string, unknown>[] = [];
+    vi.stubGlobal("fetch", async (request: Request) => {
+      const path = new URL(request.url).pathname;
+      if (path === "/api/pools")
+        return new Response(
+          JSON.stringify({
+            items: [
+              { name: "default", slots: null, tenant_limit: null, policy: "default", used: 0, running: 0, pending: 0, queue_length: 0, queues: {} },
+              { name: "gpu", slots: 4, tenant_limit: 2, policy: "default", used: 3, running: 3, pending: 2, queue_length: 5, queues: {} },
+            ],
+          }),
+          { status: 200, headers: { "Content-Type": "application/json" } },
+        );
+      if (path === "/api/schedules/preview") return preview();
+      bodies.push((await request.json()) as Record<string, unknown>);
+      return problem({ pool: "no pool named 'gpu'" });
+    });
+    const user = userEvent.setup();
+    renderForm(async (form) => {
+      await call(api.POST("/api/jobs/schedule", { body: bodyOf(form) as never }));
+    });
+    const pool = screen.getByLabelText("Pool");
+    await waitFor(() => expect([...pool.querySelectorAll("option")].map((o) => o.value)).toEqual(["default", "gpu"]), { timeout: 5000 });
+    await user.selectOptions(pool, "gpu");
+    expect(screen.getByText("4 slots, 3 used, 2 waiting")).toBeTruthy();
+    await user.clear(screen.getByLabelText("Slots"));
+    await user.type(screen.getByLabelText("Slots"), "2");
+    await user.type(screen.getByLabelText("Deadline"), "6");
+    await user.click(screen.getByRole("button", { name: "Schedule job" }));
+    await waitFor(() => expect(pool.getAttribute("aria-invalid")).toBe("true"));
+    expect(bodies[0]).toMatchObject({ pool: "gpu", slots: 2, deadline: "PT6H" });
+    const errorId = pool.getAttribute("aria-describedby")?.split(" ")[0] ?? "";
+    expect(document.getElementById(errorId)?.textContent).toBe("no pool named 'gpu'");
   });
 });

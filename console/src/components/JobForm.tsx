@@ -1,7 +1,8 @@
+import { useQuery } from "@tanstack/react-query";
 import { type FormEvent, type InputHTMLAttributes, useMemo, useRef, useState } from "react";
 
 import { ApiError, api, call, messageOf } from "../api/client";
-import { JOB_TYPES } from "../api/types";
+import { JOB_TYPES, type Pool } from "../api/types";
 import type { Unit } from "../lib/duration";
 import { readCron } from "../lib/cron";
 import { checkForm, type FieldErrors, fieldErrors, type FormState, scheduleOf } from "../lib/form";
@@ -349,6 +350,20 @@ export function JobForm({ initial, submitLabel, onSubmit }: Props) {
           </Field>
         </div>
       </fieldset>
+      <fieldset>
+        <legend>Capacity</legend>
+        <div className="grid">
+          <PoolField value={form.pool} error={errors.pool} onChange={(v) => set("pool", v)} />
+          {text("Slots", "slots", { inputMode: "numeric" })}
+          <DurationField
+            label="Deadline"
+            value={form.deadline}
+            error={errors.deadline}
+            hint="After the scheduled time; empty: none"
+            onChange={(v) => set("deadline", v)}
+          />
+        </div>
+      </fieldset>
       <div className="actions">
         <button type="submit" className="primary" disabled={busy}>
           {submitLabel}
@@ -358,20 +373,64 @@ export function JobForm({ initial, submitLabel, onSubmit }: Props) {
   );
 }
 
+/** What a pool offers, in a few words: "4 slots, 3 used, 2 waiting", "unbounded: runs never wait". */
+export function poolInWords(pool: Pool): string {
+  if (pool.slots == null) return "unbounded: runs never wait";
+  return `${pool.slots} ${pool.slots === 1 ? "slot" : "slots"}, ${pool.used} used, ${pool.pending} waiting`;
+}
+
+/** The pools to choose from (GET /api/pools); a text box if they cannot be listed. */
+function PoolField({ value, error, onChange }: { value: string; error?: string; onChange: (v: string) => void }) {
+  const pools = useQuery({
+    queryKey: ["pools"],
+    queryFn: () => call(api.GET("/api/pools")),
+  });
+  const items = pools.data?.items ?? [];
+  const chosen = items.find((p) => p.name === value);
+  const names = items.map((p) => p.name);
+  if (!names.includes(value)) names.unshift(value); // a pool not (or not yet) listed stays chosen
+  const hint = pools.isError
+    ? `The pools could not be listed (${messageOf(pools.error)}); type the name.`
+    : chosen
+      ? poolInWords(chosen)
+      : pools.isPending
+        ? "Loading pools…"
+        : undefined;
+  return (
+    <Field label="Pool" error={error} hint={hint}>
+      {(p) =>
+        pools.isError ? (
+          <input {...p} value={value} onChange={(e) => onChange(e.target.value)} autoComplete="off" spellCheck={false} />
+        ) : (
+          <select {...p} value={value} onChange={(e) => onChange(e.target.value)}>
+            {names.map((name) => (
+              <option key={name} value={name}>
+                {name}
+              </option>
+            ))}
+          </select>
+        )
+      }
+    </Field>
+  );
+}
+
 function DurationField({
   label,
   value,
   error,
+  hint,
   onChange,
 }: {
   label: string;
   value: { amount: string; unit: Unit };
   error?: string;
+  hint?: string;
   onChange: (v: { amount: string; unit: Unit }) => void;
 }) {
   return (
     <div className="row-inputs">
-      <Field label={label} error={error}>
+      <Field label={label} error={error} hint={hint}>
         {(p) => <input {...p} inputMode="numeric" value={value.amount} onChange={(e) => onChange({ ...value, amount: e.target.value })} />}
       </Field>
       <Field label={`${label} unit`}>
