@@ -46,6 +46,12 @@ export function Policies({ job }: { job: Job }) {
       <dd>{job.misfire}</dd>
       <dt>Priority</dt>
       <dd>{job.priority}</dd>
+      <dt>Pool</dt>
+      <dd>
+        {job.pool ?? "default"}, {job.slots ?? 1} {(job.slots ?? 1) === 1 ? "slot" : "slots"} per run
+      </dd>
+      <dt>Deadline</dt>
+      <dd>{job.deadline ? `${inWords(job.deadline)} after the scheduled time` : "none"}</dd>
     </dl>
   );
 }
@@ -73,7 +79,7 @@ export function JobDetails({ jobId }: { jobId: string }) {
         <div>
           <h3>Recent runs</h3>
           {runs.isError && <ErrorAlert error={runs.error} />}
-          {runs.data && <RunsTable runs={runs.data.items} label={`Recent runs of ${data.name}`} />}
+          {runs.data && <RunsTable runs={runs.data.items} label={`Recent runs of ${data.name}`} jobName={data.name} />}
         </div>
       </div>
       <JobActions job={data} />

@@ -1,5 +1,43 @@
-import type { Attempt, AuditEntry, Run } from "../api/types";
-import { duration, formatInstant } from "../lib/time";
+import { useQuery } from "@tanstack/react-query";
+
+import { api, call } from "../api/client";
+import { type Attempt, type AuditEntry, isTerminal, type Run } from "../api/types";
+import { duration, formatEstimate, formatInstant } from "../lib/time";
+import { ChangePriority } from "./ChangePriority";
+
+const PLACE_MS = 3000;
+
+/** Where a QUEUED run stands: only GET /api/runs/{id} knows (the runs list does not say). */
+function QueuePlace({ run }: { run: Run }) {
+  const one = useQuery({
+    queryKey: ["run", run.run_id],
+    queryFn: () => call(api.GET("/api/runs/{run_id}", { params: { path: { run_id: run.run_id } } })),
+    refetchInterval: PLACE_MS,
+  });
+  const place = one.data?.state === "QUEUED" ? one.data : null;
+  return (
+    <div className="small queue-place">
+      waiting for a slot{run.pool ? ` in pool ${run.pool}` : ""}
+      {run.priority ? ` · ${run.priority} priority` : ""}
+      {place?.queue_position != null && (
+        <>
+          {" "}
+          · <strong>position {place.queue_position}</strong> · starts {formatEstimate(place.estimated_start_at)}
+        </>
+      )}
+    </div>
+  );
+}
+
+/** A visible mark on a run that did not finish by its deadline. */
+export function DeadlineMissed({ at }: { at?: string | null }) {
+  if (!at) return null;
+  return (
+    <span className="badge badge-missed" title={`Deadline missed at ${formatInstant(at)}`}>
+      Deadline missed
+    </span>
+  );
+}
 
 function AttemptLine({ attempt }: { attempt: Attempt }) {
   return (
@@ -24,15 +62,18 @@ function AttemptLine({ attempt }: { attempt: Attempt }) {
 export function RunsTable({
   runs,
   label,
+  jobName,
   onRetry,
   retrying,
 }: {
   runs: Run[];
   label: string;
+  jobName: string;
   onRetry?: (run: Run) => void;
   retrying?: string | null;
 }) {
   if (runs.length === 0) return <p className="muted">No runs yet.</p>;
+  const actions = onRetry !== undefined || runs.some((r) => r.state === "QUEUED");
   return (
     <div className="table-wrap">
       <table aria-label={label} className="runs">
@@ -42,7 +83,7 @@ export function RunsTable({
             <th scope="col">Trigger</th>
             <th scope="col">State</th>
             <th scope="col">Attempts</th>
-            {onRetry && <th scope="col">Action</th>}
+            {actions && <th scope="col">Action</th>}
           </tr>
         </thead>
         <tbody>
@@ -51,8 +92,13 @@ export function RunsTable({
               <td>{formatInstant(run.scheduled_for)}</td>
               <td>{run.trigger}</td>
               <td>
-                <span className={`state state-${run.state}`}>{run.state}</span>
-                {run.reason && <div className="muted small">{run.reason}</div>}
+                <span className={`state state-${run.state}`}>{run.state}</span> <DeadlineMissed at={run.deadline_missed_at} />
+                {run.state === "QUEUED" && <QueuePlace run={run} />}
+                {/* a QUEUED run's reason only says what the line above says */}
+                {run.reason && run.state !== "QUEUED" && <div className="muted small">{run.reason}</div>}
+                {run.deadline_at && !run.deadline_missed_at && !isTerminal(run.state) && (
+                  <div className="muted small">due by {formatInstant(run.deadline_at)}</div>
+                )}
               </td>
               <td>
                 {(run.attempts ?? []).length > 0 ? (
@@ -65,13 +111,14 @@ export function RunsTable({
                   <span className="muted">—</span>
                 )}
               </td>
-              {onRetry && (
+              {actions && (
                 <td>
-                  {(run.state === "FAILED" || run.state === "TIMED_OUT") && (
+                  {onRetry && (run.state === "FAILED" || run.state === "TIMED_OUT") && (
                     <button type="button" className="primary" onClick={() => onRetry(run)} disabled={retrying === run.run_id}>
                       Retry
                     </button>
                   )}
+                  {run.state === "QUEUED" && <ChangePriority run={run} what={jobName} />}
                 </td>
               )}
             </tr>
