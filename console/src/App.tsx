@@ -8,6 +8,8 @@ import { StatusProvider } from "./components/Status";
 import { JobPage } from "./pages/JobPage";
 import { JobsPage } from "./pages/JobsPage";
 import { NewJobPage } from "./pages/NewJobPage";
+import { PoolsPage } from "./pages/PoolsPage";
+import { QueuePage } from "./pages/QueuePage";
 
 class ErrorBoundary extends Component<{ children: ReactNode }, { error: unknown }> {
   state = { error: null as unknown };
@@ -68,6 +70,8 @@ export function App() {
             Jobs
           </NavLink>
           <NavLink to="/new">Schedule a job</NavLink>
+          <NavLink to="/queue">Queue</NavLink>
+          <NavLink to="/pools">Pools</NavLink>
         </nav>
         <div className="who">
           {choose && (
@@ -94,6 +98,8 @@ export function App() {
               <Route path="/" element={<JobsPage />} />
               <Route path="/new" element={<NewJobPage />} />
               <Route path="/jobs/:jobId" element={<JobPage />} />
+              <Route path="/queue" element={<QueuePage />} />
+              <Route path="/pools" element={<PoolsPage />} />
               <Route path="*" element={<NotFound />} />
             </Routes>
           )}
