@@ -29,6 +29,8 @@ ARTIFACTS = ROOT / ".pytest_cache" / "console"  # screenshots of each run (git-i
 
 SCRIPTS = {
     "fail.py": "import sys\nprint('boom', file=sys.stderr)\nsys.exit(1)\n",
+    # holds its pool's slot for two minutes (tests cancel it when done)
+    "sleep.py": "import time\ntime.sleep(120)\n",
     # exits 1 on its first run, 0 after (counts its runs in a file beside it)
     "fails_once.py": (
         "import pathlib, sys\n"
