@@ -322,10 +322,10 @@ def job_runs(
     continuation: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> RunListOut:
     """The job's run history, newest first: every scheduled time, with its state and reason."""
-    page = ctx.services.job_service.job_runs(
+    job, page = ctx.services.job_service.job_runs_of(
         ctx.job_tenant(job_id), job_id, state.value if state else None, limit, continuation
     )
-    return RunListOut(items=[RunOut.of(r) for r in page.items], continuation=page.continuation)
+    return RunListOut(items=[RunOut.of(r, job=job) for r in page.items], continuation=page.continuation)
 
 
 @router.get("/api/runs/{run_id}", tags=["runs"], responses=openapi.errors(*BY_ID))
@@ -333,8 +333,8 @@ def get_run(run_id: RunId, ctx: Ctx) -> RunOut:
     """One run, with its attempts (a QUEUED run: its queue position and estimated start). Another
     tenant's run is 404."""
     job_id, run_key = parse_run_id(run_id)
-    run = ctx.services.job_service.run(ctx.job_tenant(job_id), job_id, run_key)
-    return RunOut.of(run, ctx.services.pool_service.place_of(run))
+    job, run = ctx.services.job_service.run_of(ctx.job_tenant(job_id), job_id, run_key)
+    return RunOut.of(run, ctx.services.pool_service.place_of(run), job)
 
 
 @router.post(

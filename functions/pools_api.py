@@ -124,6 +124,7 @@ def queue(
         QueuedRunOut(
             run_id=w.entry.run_id,
             job_id=parse_run_id(w.entry.run_id)[0],
+            job_name=w.entry.job_name,
             tenant=w.entry.tenant,
             pool=u.pool.name,
             priority=w.entry.priority,

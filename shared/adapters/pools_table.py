@@ -109,6 +109,7 @@ def _entry_props(entry: QueueEntry) -> dict[str, Value]:
         "enqueued_at": entry.enqueued_at.isoformat(),
         "expected_s": entry.expected.total_seconds(),
         "slots": entry.slots,
+        "job_name": entry.job_name,
     }
     if entry.deadline_at is not None:
         props["deadline_at"] = entry.deadline_at.isoformat()
@@ -126,6 +127,7 @@ def _entry(row: Row) -> QueueEntry:
         expected=timedelta(seconds=float(d["expected_s"])),
         slots=int(d.get("slots", 1)),
         deadline_at=datetime.fromisoformat(str(d["deadline_at"])) if "deadline_at" in d else None,
+        job_name=str(d.get("job_name", "")),
     )
 
 

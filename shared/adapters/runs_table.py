@@ -38,7 +38,7 @@ from shared.services.ports import DueEntry, Page, WatchHint
 log = logging.getLogger(__name__)
 
 _MAX_MS = 10**13 - 1
-_JSON_FIELDS = ("transitions", "attempts", "intent")
+_JSON_FIELDS = ("transitions", "attempts", "intent", "steps")
 _NOT_STORED = ("tenant", "job_id", "shard", *_JSON_FIELDS)
 
 
@@ -52,7 +52,16 @@ def shard_of(job_id: str, shards: int) -> str:
 
 
 def _run_rk(tenant: str, job_id: str, run_key: str) -> str:
+    """A run's RowKey; a pipeline step's run (`{parent}.{step}`) lives under `c~`, beside the
+    job's history rather than in it."""
+    parent, dot, step = run_key.partition(".")
+    if dot:
+        return f"{_children_prefix(tenant, job_id, parent)}{step}"
     return f"r~{tenant}~{job_id}~{_MAX_MS - epoch_ms(run_key_time(run_key)):013d}~{run_key}"
+
+
+def _children_prefix(tenant: str, job_id: str, parent_key: str) -> str:
+    return f"c~{tenant}~{job_id}~{parent_key}~"
 
 
 def _runs_prefix(tenant: str, job_id: str) -> str:
@@ -188,6 +197,11 @@ class RunsTable:
                 break
         return out
 
+    def children(self, shard: str, tenant: str, job_id: str, parent_key: str) -> list[tuple[Run, str]]:
+        """The runs of a pipeline run's steps, with their ETags (one range query)."""
+        prefix = _children_prefix(tenant, job_id, parent_key)
+        return [(run_from_row(r), r.etag) for r in self.table.query(shard, rk_ge=prefix, rk_lt=prefix + "~")]
+
     def history(
         self,
         shard: str,
@@ -242,6 +256,16 @@ class RunsTable:
             # The old hint was already gone (removed by hand, or a crash in older code): keep the rest.
             log.warning("run %s had lost its watch hint", after.id, extra={"job_id": after.job_id})
             return self.table.write(after.shard, [run_write, *[w for w in hints if w.kind != "delete"]])[0]
+
+    def save_family(self, before: Run, etag: str, after: Run, children: Sequence[Run]) -> str:
+        """Save a pipeline run (as `save`) and insert its new steps' runs with their hints, in one
+        transaction (AlreadyExists if one exists: nothing is written). The parent's new ETag."""
+        writes = [Write("replace", _run_rk(after.tenant, after.job_id, after.run_key), _props(after), etag)]
+        writes += _hint_writes(before, after)
+        for child in children:
+            writes.append(Write("insert", _run_rk(child.tenant, child.job_id, child.run_key), _props(child)))
+            writes += _hint_writes(None, child)
+        return self.table.write(after.shard, writes)[0]
 
     def record_fire(
         self, shard: str, runs: Sequence[Run], due_from: DueEntry | None, due_to: DueEntry | None

@@ -14,7 +14,9 @@ from shared.domain.job import (
     JobDefinition,
     JobStatus,
     JobSummary,
+    PipelineTask,
 )
+from shared.domain.pipeline import RunIf, StepState
 from shared.domain.pool import PolicyName
 from shared.domain.run import Attempt, Priority, Run, RunState, Trigger
 from shared.domain.schedule import DstNote, FireTime, ScheduleSpec
@@ -160,6 +162,21 @@ class HealthOut(BaseModel):
     )
 
 
+class StepOut(BaseModel):
+    """One step of a pipeline run."""
+
+    key: str
+    state: StepState
+    attempts: int
+    run_id: str | None = Field(
+        description="The step's own run (works with the run endpoints), once it started."
+    )
+    depends_on: list[str]
+    run_if: RunIf
+    started_at: datetime | None
+    ended_at: datetime | None
+
+
 class RunOut(BaseModel):
     """One occurrence (or manual run) of a job and what happened to it."""
 
@@ -189,6 +206,11 @@ class RunOut(BaseModel):
         None, description="Set when it was found unfinished at its deadline, or ended after it."
     )
     admitted_at: datetime | None = Field(None, description="When its pool gave it a slot.")
+    steps: list[StepOut] | None = Field(
+        None, description="A pipeline run: its steps, in the pipeline's order."
+    )
+    step: str | None = Field(None, description="A pipeline step's run: its step key.")
+    pipeline_run_id: str | None = Field(None, description="A pipeline step's run: its pipeline run.")
     queue_position: int | None = Field(
         None,
         description="QUEUED in a pool: its place in the queue as its policy orders it now (1 goes next).",
@@ -199,9 +221,45 @@ class RunOut(BaseModel):
     )
 
     @classmethod
-    def of(cls, run: Run, place: tuple[int, datetime | None] | None = None) -> RunOut:
+    def of(cls, run: Run, place: tuple[int, datetime | None] | None = None, job: Job | None = None) -> RunOut:
         position, start = place or (None, None)
-        return cls(run_id=run.id, **run.model_dump(), queue_position=position, estimated_start_at=start)
+        data = run.model_dump(exclude={"steps", "parent"})
+        return cls(
+            run_id=run.id,
+            **data,
+            queue_position=position,
+            estimated_start_at=start,
+            steps=_steps(run, job),
+            pipeline_run_id=f"{run.job_id}_{run.parent}" if run.parent else None,
+        )
+
+
+def _steps(run: Run, job: Job | None) -> list[StepOut] | None:
+    """A pipeline run's steps in the order its job lists them (steps an edit removed, after)."""
+    if run.steps is None:
+        return None
+    task = job.definition.task if job is not None else None
+    defined = {s.key: s for s in task.steps} if isinstance(task, PipelineTask) else {}
+    order = [*defined, *(k for k in run.steps if k not in defined)]
+    out = []
+    for key in order:
+        record = run.steps.get(key)
+        if record is None:
+            continue
+        step = defined.get(key)
+        out.append(
+            StepOut(
+                key=key,
+                state=record.state,
+                attempts=record.attempts,
+                run_id=f"{run.id}.{key}" if record.started_at else None,
+                depends_on=list(step.depends_on) if step else [],
+                run_if=step.run_if if step else RunIf.ALL_SUCCESS,
+                started_at=record.started_at,
+                ended_at=record.ended_at,
+            )
+        )
+    return out
 
 
 class RunListOut(BaseModel):
@@ -218,6 +276,7 @@ class ClassWaitOut(BaseModel):
 class QueuedRunOut(BaseModel):
     run_id: str
     job_id: str
+    job_name: str = Field(description="The job's name when the run was queued.")
     tenant: str
     pool: str
     priority: Priority

@@ -15,6 +15,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from shared.domain.errors import IllegalTransition
+from shared.domain.pipeline import MAX_STEPS, RunIf, graph_errors
 from shared.domain.run import FailureKind, Priority, RunState
 from shared.domain.schedule import DstNote, FireTime, ScheduleSpec
 
@@ -187,6 +188,52 @@ class RetryPolicy(BaseModel):
         return min(base * (1 + self.jitter * rand), self.max_delay)
 
 
+StepKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+]
+
+
+class Step(BaseModel):
+    """One step of a pipeline: a Databricks task run after the steps it depends on."""
+
+    model_config = _Frozen
+    key: StepKey
+    task: Task
+    depends_on: Annotated[list[StepKey], Field(max_length=MAX_STEPS)] = Field(default_factory=list)
+    run_if: RunIf = Field(RunIf.ALL_SUCCESS, description="When it runs, given how its dependencies ended.")
+    retry: RetryPolicy | None = Field(None, description="Its own retry policy (default: the job's).")
+    timeout: timedelta | None = Field(
+        None,
+        ge=timedelta(seconds=10),
+        le=timedelta(days=7),
+        description="Its own timeout (default: the job's).",
+    )
+
+
+class PipelineTask(BaseModel):
+    """Steps run in dependency order, independent ones in parallel (Databricks' run_if rules)."""
+
+    model_config = _Frozen
+    kind: Literal["pipeline"]
+    steps: Annotated[list[Step], Field(min_length=1, max_length=MAX_STEPS)]
+
+    @model_validator(mode="after")
+    def _a_dag(self) -> Self:
+        errors = graph_errors([(s.key, s.depends_on) for s in self.steps])
+        if errors:
+            raise ValueError("; ".join(f"{field}: {message}" for field, message in errors.items()))
+        return self
+
+    def step(self, key: str) -> Step | None:
+        return next((s for s in self.steps if s.key == key), None)
+
+    @property
+    def graph(self) -> dict[str, list[str]]:
+        return {s.key: list(s.depends_on) for s in self.steps}
+
+
+JobTask = Annotated[DatabricksJobTask | DatabricksRunTask | PipelineTask, Field(discriminator="kind")]
+
 DEFAULT_POOL = "default"
 MAX_SLOTS = 1000
 PoolName = Annotated[
@@ -209,7 +256,7 @@ class JobDefinition(BaseModel):
     name: Name
     job_type: JobType
     description: str = Field("", max_length=2000)
-    task: Task
+    task: JobTask
     schedule: ScheduleSpec
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     timeout: timedelta | None = Field(

@@ -81,6 +81,7 @@ class QueueEntry:
     expected: timedelta
     slots: int = 1
     deadline_at: datetime | None = None
+    job_name: str = ""
 
     def waiting(self) -> Waiting:
         return Waiting(

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.domain.errors import IllegalTransition, NotFound
 from shared.domain.ids import id_time, is_id
+from shared.domain.pipeline import StepState
 
 
 class RunState(StrEnum):
@@ -36,6 +37,7 @@ class RunState(StrEnum):
     TIMING_OUT = "TIMING_OUT"  # past its timeout: the cancel in Databricks is recorded before it is made
     CANCELLING = "CANCELLING"  # cancelled by a person or a newer run: likewise
     SUCCEEDED = "SUCCEEDED"
+    SUCCEEDED_WITH_FAILURES = "SUCCEEDED_WITH_FAILURES"  # a pipeline: some steps failed, no leaf did
     FAILED = "FAILED"
     TIMED_OUT = "TIMED_OUT"
     CANCELLED = "CANCELLED"
@@ -47,7 +49,14 @@ class RunState(StrEnum):
 
 
 TERMINAL = frozenset(
-    {RunState.SUCCEEDED, RunState.FAILED, RunState.TIMED_OUT, RunState.CANCELLED, RunState.SKIPPED}
+    {
+        RunState.SUCCEEDED,
+        RunState.SUCCEEDED_WITH_FAILURES,
+        RunState.FAILED,
+        RunState.TIMED_OUT,
+        RunState.CANCELLED,
+        RunState.SKIPPED,
+    }
 )
 # A run in one of these counts as "the previous run is still going" for the overlap policy.
 ACTIVE = frozenset(
@@ -81,6 +90,7 @@ TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     RunState.RUNNING: frozenset(
         {
             RunState.SUCCEEDED,
+            RunState.SUCCEEDED_WITH_FAILURES,
             RunState.FAILED,
             RunState.TIMED_OUT,
             RunState.CANCELLED,
@@ -98,6 +108,7 @@ TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     RunState.FAILED: frozenset({RunState.RETRY_WAIT}),  # a manual retry of a failed run
     RunState.TIMED_OUT: frozenset({RunState.RETRY_WAIT}),
     RunState.SUCCEEDED: frozenset(),
+    RunState.SUCCEEDED_WITH_FAILURES: frozenset(),
     RunState.CANCELLED: frozenset(),
     RunState.SKIPPED: frozenset(),
 }
@@ -153,6 +164,27 @@ class IntentKind(StrEnum):
     STOP = "stop"  # cancel the Databricks run and record how it ended (made by the writer itself)
 
 
+class StepRecord(BaseModel):
+    """One step of a pipeline run, as its parent run records it (its own run, once started, has
+    the key `{parent run key}.{step key}`). Kept small: a parent holds up to 100 of them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    state: StepState = StepState.PENDING
+    attempts: int = 0
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+
+
+def step_state_of(state: RunState) -> StepState:
+    """What a step's ended run means for the steps after it."""
+    return {
+        RunState.SUCCEEDED: StepState.SUCCEEDED,
+        RunState.FAILED: StepState.FAILED,
+        RunState.TIMED_OUT: StepState.TIMED_OUT,
+    }.get(state, StepState.CANCELLED)
+
+
 def scheduled_run_key(scheduled_for: datetime) -> str:
     return f"s-{epoch_ms(scheduled_for)}"
 
@@ -167,8 +199,9 @@ def manual_run_key(ulid: str) -> str:
 
 
 def run_key_time(run_key: str) -> datetime:
-    """The time a run key sorts by: its scheduled time, or when a manual run was asked for."""
-    kind, _, value = run_key.partition("-")
+    """The time a run key sorts by: its scheduled time, or when a manual run was asked for (a
+    pipeline step's run, `{parent key}.{step key}`, sorts with its parent)."""
+    kind, _, value = run_key.split(".", 1)[0].partition("-")
     if kind == "s" and value.isdigit():
         return datetime.fromtimestamp(int(value) / 1000, UTC)
     if kind == "m" and is_id(value):
@@ -249,6 +282,9 @@ class Run(BaseModel):
     deadline_missed_at: datetime | None = Field(
         None, description="When it was found unfinished at its deadline, or ended after it."
     )
+    parent: str | None = Field(None, description="A pipeline step's run: the run key of its pipeline run.")
+    step: str | None = Field(None, description="A pipeline step's run: its step key.")
+    steps: dict[str, StepRecord] | None = Field(None, description="A pipeline run: its steps, by key.")
     repairs: int = Field(0, description="Re-sends of the current intent by the watchdog.")
     checks: int = Field(0, description="Watchdog visits since the last transition that found nothing wrong.")
 
@@ -301,6 +337,10 @@ class Run(BaseModel):
             updated_at=now,
             transitions={RunState.SCHEDULED.value: now},
         )
+
+    @property
+    def is_pipeline(self) -> bool:
+        return self.steps is not None
 
     @property
     def current_attempt(self) -> Attempt | None:

@@ -97,7 +97,17 @@ def claim(
         return Claim(run.model_copy(update={"deadline_at": at}), True)
     run = pooled(run, job, name, demand(first.pool, job.definition.slots))
     assert run.priority is not None
-    entry = QueueEntry(run.id, run.shard, run.tenant, run.priority, now, expected, run.slots, run.deadline_at)
+    entry = QueueEntry(
+        run.id,
+        run.shard,
+        run.tenant,
+        run.priority,
+        now,
+        expected,
+        run.slots,
+        run.deadline_at,
+        job.definition.name,
+    )
     copies = [first]
 
     def attempt() -> Claim:

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from shared.adapters.databricks import RunStatus
 from shared.domain.errors import Conflict, ExternalError, NotFound
-from shared.domain.job import Job, JobStatus, OverlapPolicy
+from shared.domain.job import Job, JobStatus, OverlapPolicy, RetryPolicy
 from shared.domain.policies import attempt_ending, attempt_result
 from shared.domain.run import (
     Attempt,
@@ -74,7 +74,7 @@ def settle(
     run = run.with_attempt(record)
     read = ctx.job_read(run.tenant, run.job_id)
     job = read[0] if read else None
-    retry = job.definition.retry if may_retry and job and job.status is not JobStatus.CANCELLED else None
+    retry = _retry_policy(job, run) if may_retry and job and job.status is not JobStatus.CANCELLED else None
     ending = attempt_ending(run.state, record.result, record.failure, run.attempt, retry, ctx.rand())
     why = record.error or record.code or record.result.value.lower()
     if ending.state is RunState.RETRY_WAIT and ending.retry_after is not None:
@@ -92,6 +92,16 @@ def settle(
         return Outcome("retrying", waiting)
     reason = "" if ending.state is RunState.SUCCEEDED else why
     return Outcome("finished", end(ctx, run, etag, ending.state, now, reason, read))
+
+
+def _retry_policy(job: Job, run: Run) -> RetryPolicy | None:
+    """The job's retry policy, or its step's for a pipeline step's run (None: the step is gone)."""
+    from shared.services.pipelines import step_settings
+
+    try:
+        return step_settings(job, run)[1]
+    except NotFound:
+        return None
 
 
 JobRead = tuple[Job, str] | None  # the job and its ETag, as read (None: the job is gone)
@@ -119,6 +129,11 @@ def after_end(ctx: RunContext, ended: Run, now: datetime, known: JobRead = None)
     """Free the run's slot (admitting who waits), note the run on its job and release a buffered
     run. Safe to repeat: a second release finds nothing to free."""
     admission.release(ctx, ended, now)
+    if ended.parent is not None:  # a pipeline step's run: its pipeline goes on
+        from shared.services import pipelines
+
+        pipelines.step_ended(ctx, ended, now)
+        return
     job = note_on_job(ctx, ended, known)
     if job is not None and job.definition.overlap is OverlapPolicy.BUFFER_ONE:
         release_buffered(ctx, ended, now)

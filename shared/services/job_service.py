@@ -82,15 +82,24 @@ class JobService:
         self, tenant: str, job_id: str, state: str | None, limit: int, continuation: str | None
     ) -> Page[Run]:
         """The job's runs, newest first (404 for a job that does not exist)."""
+        return self.job_runs_of(tenant, job_id, state, limit, continuation)[1]
+
+    def job_runs_of(
+        self, tenant: str, job_id: str, state: str | None, limit: int, continuation: str | None
+    ) -> tuple[Job, Page[Run]]:
         job = self.get(tenant, job_id)
         shard = self.due_index.shard_for(job)
-        return self.run_repository.history(
+        return job, self.run_repository.history(
             shard, tenant, job_id, state=state, limit=limit, continuation=continuation
         )
 
     def run(self, tenant: str, job_id: str, run_key: str) -> Run:
+        return self.run_of(tenant, job_id, run_key)[1]
+
+    def run_of(self, tenant: str, job_id: str, run_key: str) -> tuple[Job, Run]:
+        """The run and its job (a pipeline run's steps are read against the job's definition)."""
         job = self.get(tenant, job_id)
-        return self.run_repository.get(self.due_index.shard_for(job), tenant, job_id, run_key)[0]
+        return job, self.run_repository.get(self.due_index.shard_for(job), tenant, job_id, run_key)[0]
 
     def update(
         self,

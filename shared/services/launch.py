@@ -36,7 +36,7 @@ from shared.domain.run import (
     epoch_ms,
 )
 from shared.domain.schedule import zone
-from shared.services import admission, endings
+from shared.services import admission, endings, pipelines
 from shared.services.admission import Claim
 from shared.services.conflicts import until_saved
 from shared.services.endings import JobRead
@@ -78,6 +78,8 @@ class Launcher:
         self, run: Run, etag: str, read: JobRead, others: list[Run], attempt: int, now: datetime
     ) -> Outcome:
         job = read[0] if read else None
+        if run.parent is not None:
+            return self._decide_step(run, etag, read, others, attempt, now)
         first = run.state is not RunState.RETRY_WAIT
         skip = _skip_reason(job, run) if first else None
         if skip is None and job is not None and first:
@@ -95,6 +97,23 @@ class Launcher:
         if job is None or job.status is JobStatus.CANCELLED:  # a retry or manual run of a cancelled job
             ended = endings.end(self.ctx, run, etag, RunState.CANCELLED, now, "job cancelled", read)
             return Outcome("finished", ended)
+        if pipelines.pipeline_of(job) is not None:
+            return pipelines.start(self.ctx, run, etag, job, now)
+        return self._admit(run, etag, job, others, attempt, now)
+
+    def _decide_step(
+        self, run: Run, etag: str, read: JobRead, others: list[Run], attempt: int, now: datetime
+    ) -> Outcome:
+        """A pipeline step's run: its pipeline run passed the schedule's checks; only a cancelled
+        job, or a step an edit removed, keeps it from starting."""
+        job = read[0] if read else None
+        if job is None or job.status is JobStatus.CANCELLED:
+            ended = endings.end(self.ctx, run, etag, RunState.CANCELLED, now, "job cancelled", read)
+            return Outcome("finished", ended)
+        try:
+            pipelines.step_settings(job, run)
+        except NotFound as err:
+            return Outcome("finished", endings.end(self.ctx, run, etag, RunState.FAILED, now, str(err), read))
         return self._admit(run, etag, job, others, attempt, now)
 
     def _admit(
@@ -181,7 +200,8 @@ class Launcher:
             run_page_url=launched.run_page_url,
             launched_at=launched_at,
         )
-        deadline = now + job.definition.timeout if job.definition.timeout else None
+        timeout = pipelines.step_settings(job, run)[2]
+        deadline = now + timeout if timeout else None
         first_poll = now + ctx.settings.poll_initial
         due = min(first_poll, deadline) if deadline else first_poll
         running = self._record_running(run, etag, record, deadline, due, now)
@@ -284,10 +304,11 @@ def _request(run: Run, job: Job, attempt: int) -> LaunchRequest:
         tenant=run.tenant,
         zone=zone(job.definition.schedule.timezone),
     )
+    task, _, timeout = pipelines.step_settings(job, run)
     return LaunchRequest(
-        task=job.definition.task,
+        task=task,
         idempotency_token=idempotency_token(run.run_key, attempt, run.job_id),
         run_name=f"{job.definition.name} [{run.run_key} a{attempt}]"[:100],
         context=context,
-        timeout=job.definition.timeout,
+        timeout=timeout,
     )

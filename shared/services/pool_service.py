@@ -151,7 +151,7 @@ class PoolService:
             if entry is None:
                 raise Conflict(
                     f"run {run.id} is no longer waiting: it was admitted or ended",
-                    errors={"state": "admitted"},
+                    errors={"queue": "no longer waiting"},
                 )
             if entry.priority is not priority:
                 self.ctx.pools.commit(s, update=[_reprioritized(entry, priority)])

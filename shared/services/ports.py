@@ -113,6 +113,10 @@ class RunRepository(Protocol):
         """The job's newest runs with their ETags, newest first (active runs are among them)."""
         ...
 
+    def children(self, shard: str, tenant: str, job_id: str, parent_key: str) -> list[tuple[Run, str]]:
+        """The runs of a pipeline run's steps, with their ETags."""
+        ...
+
     def history(
         self,
         shard: str,
@@ -134,6 +138,11 @@ class RunRepository(Protocol):
 
     def save(self, before: Run, etag: str, after: Run) -> str:
         """Replace the run if unchanged since read, moving its hint with it; the new ETag."""
+        ...
+
+    def save_family(self, before: Run, etag: str, after: Run, children: Sequence[Run]) -> str:
+        """Save a pipeline run and insert its new steps' runs, in one transaction (ConcurrencyConflict
+        if the parent changed, AlreadyExists if a step's run exists; nothing written then)."""
         ...
 
     def record_fire(

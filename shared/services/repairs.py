@@ -14,7 +14,7 @@ from datetime import datetime
 from shared.domain.errors import ExternalError
 from shared.domain.policies import OverlapVerdict, WatchAction, given_up_state, overlap_verdict
 from shared.domain.run import IntentKind, Run, RunState
-from shared.services import admission, endings
+from shared.services import admission, endings, pipelines
 from shared.services.messages import launch_intent
 from shared.services.run_context import RunContext
 from shared.services.stopping import STOPPING, finish_stopping, read, time_out
@@ -51,7 +51,10 @@ class Repairs:
         *,
         chain_lost: bool,
     ) -> None:
-        if action is WatchAction.GIVE_UP:
+        if run.is_pipeline and action in (WatchAction.CHECK_DATABRICKS, WatchAction.STOP):
+            pipelines.check(self.ctx, run, etag, now)  # a pipeline run has steps, not a Databricks run
+            report.checked += 1
+        elif action is WatchAction.GIVE_UP:
             self.give_up(run, etag, now)
             report.given_up += 1
         elif action is WatchAction.RESEND:

@@ -56,6 +56,12 @@ class RunCommands:
 
         def attempt() -> Run:
             run, etag = ctx.run_repository.get(shard, tenant, job_id, run_key)
+            if run.is_pipeline or run.parent is not None:
+                raise Conflict(
+                    f"run {run.id} is a pipeline run or one of its steps: a retry of a step would not "
+                    "run what depends on it",
+                    errors={"state": run.state.value},
+                )
             if run.state not in RETRYABLE:
                 raise Conflict(
                     f"run {run.id} is {run.state}: only a FAILED or TIMED_OUT run can be retried",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -90,13 +90,20 @@ class RunContext:
     def watched(self, run: Run, now: datetime) -> Run:
         return run.model_copy(update={"watch_at": watch_at(run, self.settings.watch, now)})
 
-    def write(self, before: Run, etag: str, after: Run, now: datetime) -> tuple[Run, str]:
+    def write(
+        self, before: Run, etag: str, after: Run, now: datetime, children: Sequence[Run] = ()
+    ) -> tuple[Run, str]:
         """Save `after` over `before` (ETag), its watch hint moved with it: the run as saved, its ETag.
+        `children`: a pipeline's new step runs, inserted in the same transaction.
 
         A run found unfinished at its deadline (or ending after it) is marked `deadline_missed_at`
         by the first write that notices, and counted once."""
         saved = self.watched(after.marked_late(now), now)
-        etag = self.run_repository.save(before, etag, saved)
+        if children:
+            family = [self.watched(child, now) for child in children]
+            etag = self.run_repository.save_family(before, etag, saved, family)
+        else:
+            etag = self.run_repository.save(before, etag, saved)
         if saved.deadline_missed_at is not None and before.deadline_missed_at is None:
             metrics.deadline_missed.add(1, {"pool": saved.pool or "default", "tenant": saved.tenant})
             log.warning("a run missed its deadline", extra={"job_id": saved.job_id, "run_key": saved.run_key})

@@ -30,6 +30,10 @@ def stop(ctx: RunContext, run: Run, reason: str, *, may_retry: bool = False) -> 
         current, etag = ctx.run_repository.get(run.shard, run.tenant, run.job_id, run.run_key)
         if current.state.is_terminal:
             return current
+        if current.is_pipeline:
+            from shared.services import pipelines
+
+            return pipelines.cancel(ctx, current, reason)
         now = ctx.clock.now()
         dbx = _databricks_run(current)
         if dbx is None:

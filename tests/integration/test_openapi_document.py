@@ -143,15 +143,27 @@ def test_the_task_is_a_one_of_with_a_discriminator_mapping(document: dict[str, A
         assert task["oneOf"] == [
             {"$ref": "#/components/schemas/DatabricksJobTask"},
             {"$ref": "#/components/schemas/DatabricksRunTask"},
+            {"$ref": "#/components/schemas/PipelineTask"},
         ]
         assert task["discriminator"] == {
             "propertyName": "kind",
             "mapping": {
                 "databricks_job": "#/components/schemas/DatabricksJobTask",
                 "databricks_run": "#/components/schemas/DatabricksRunTask",
+                "pipeline": "#/components/schemas/PipelineTask",
             },
         }
-    for name, kind in (("DatabricksJobTask", "databricks_job"), ("DatabricksRunTask", "databricks_run")):
+    step_task = schemas["Step"]["properties"]["task"]  # a step runs one Databricks task, never a pipeline
+    assert [ref["$ref"].rsplit("/", 1)[1] for ref in step_task["oneOf"]] == [
+        "DatabricksJobTask",
+        "DatabricksRunTask",
+    ]
+    kinds = (
+        ("DatabricksJobTask", "databricks_job"),
+        ("DatabricksRunTask", "databricks_run"),
+        ("PipelineTask", "pipeline"),
+    )
+    for name, kind in kinds:
         assert schemas[name]["properties"]["kind"]["const"] == kind and "kind" in schemas[name]["required"]
 
 

@@ -11,6 +11,10 @@ import { FireTimes } from "./Preview";
 import { RunsTable } from "./Runs";
 
 export function taskInWords(task: Job["task"]): string {
+  if (task.kind === "pipeline") {
+    const n = task.steps.length;
+    return `Pipeline of ${n} ${n === 1 ? "step" : "steps"}: ${task.steps.map((s) => s.key).join(", ")}`;
+  }
   if (task.kind === "databricks_job") {
     const params = Object.entries(task.parameters ?? {});
     return `Databricks job ${task.job_id}${params.length ? ` with ${params.map(([k, v]) => `${k}=${String(v)}`).join(", ")}` : ""}`;

@@ -8,6 +8,7 @@ import { readCron } from "../lib/cron";
 import { checkForm, type FieldErrors, fieldErrors, type FormState, scheduleOf } from "../lib/form";
 import { allZones } from "../lib/time";
 import { Field } from "./Field";
+import { taskInWords } from "./JobDetails";
 import { FireTimes } from "./Preview";
 
 interface Props {
@@ -17,7 +18,7 @@ interface Props {
 }
 
 const UNITS: Unit[] = ["minutes", "hours", "days"];
-type TextKey = { [K in keyof FormState]: FormState[K] extends string ? K : never }[keyof FormState];
+type TextKey = { [K in keyof FormState]-?: FormState[K] extends string ? K : never }[keyof FormState];
 
 /** The schedule's errors as the server sees them, asked of the preview (which saves nothing). */
 async function scheduleErrors(form: FormState): Promise<FieldErrors> {
@@ -160,66 +161,75 @@ export function JobForm({ initial, submitLabel, onSubmit }: Props) {
       <fieldset>
         <legend>Task</legend>
         {errors.task && <div className="field-error">{errors.task}</div>}
-        <Field label="Task kind">
-          {(p) => (
-            <select {...p} value={form.taskKind} onChange={(e) => set("taskKind", e.target.value as FormState["taskKind"])}>
-              <option value="databricks_job">Databricks job</option>
-              <option value="databricks_run">One-off run</option>
-            </select>
-          )}
-        </Field>
-        {form.taskKind === "databricks_job" ? (
-          <>
-            {text("Databricks job id", "jobId", { inputMode: "numeric" })}
-            {pairRows}
-          </>
+        {form.pipeline ? (
+          <p>
+            {taskInWords(form.pipeline)}. Its steps are edited through the API (<code>PUT /api/jobs/{"{job_id}"}</code>);
+            everything else here.
+          </p>
         ) : (
           <>
-            <Field label="Run what">
-              {(p) => (
-                <select {...p} value={form.runWhat} onChange={(e) => set("runWhat", e.target.value as FormState["runWhat"])}>
-                  <option value="notebook">Notebook</option>
-                  <option value="python_file">Python file</option>
-                  <option value="python_wheel">Python wheel</option>
-                </select>
+          <Field label="Task kind">
+            {(p) => (
+              <select {...p} value={form.taskKind} onChange={(e) => set("taskKind", e.target.value as FormState["taskKind"])}>
+                <option value="databricks_job">Databricks job</option>
+                <option value="databricks_run">One-off run</option>
+              </select>
+            )}
+          </Field>
+          {form.taskKind === "databricks_job" ? (
+            <>
+              {text("Databricks job id", "jobId", { inputMode: "numeric" })}
+              {pairRows}
+            </>
+          ) : (
+            <>
+              <Field label="Run what">
+                {(p) => (
+                  <select {...p} value={form.runWhat} onChange={(e) => set("runWhat", e.target.value as FormState["runWhat"])}>
+                    <option value="notebook">Notebook</option>
+                    <option value="python_file">Python file</option>
+                    <option value="python_wheel">Python wheel</option>
+                  </select>
+                )}
+              </Field>
+              {form.runWhat === "notebook" && (
+                <>
+                  {text("Notebook path", "notebookPath")}
+                  {pairRows}
+                </>
               )}
-            </Field>
-            {form.runWhat === "notebook" && (
-              <>
-                {text("Notebook path", "notebookPath")}
-                {pairRows}
-              </>
-            )}
-            {form.runWhat === "python_file" && (
-              <>
-                {text("Python file", "pythonFile")}
-                {argRows}
-              </>
-            )}
-            {form.runWhat === "python_wheel" && (
-              <>
-                {text("Package name", "packageName")}
-                {text("Entry point", "entryPoint")}
-                {argRows}
-              </>
-            )}
-            <Field label="Cluster">
-              {(p) => (
-                <select {...p} value={form.clusterKind} onChange={(e) => set("clusterKind", e.target.value as FormState["clusterKind"])}>
-                  <option value="existing">Existing cluster</option>
-                  <option value="new">New cluster</option>
-                </select>
+              {form.runWhat === "python_file" && (
+                <>
+                  {text("Python file", "pythonFile")}
+                  {argRows}
+                </>
               )}
-            </Field>
-            {form.clusterKind === "existing" ? (
-              text("Existing cluster id", "clusterId")
-            ) : (
-              <>
-                {text("Spark version", "sparkVersion")}
-                {text("Node type", "nodeType")}
-                {text("Workers", "workers", { inputMode: "numeric" })}
-              </>
-            )}
+              {form.runWhat === "python_wheel" && (
+                <>
+                  {text("Package name", "packageName")}
+                  {text("Entry point", "entryPoint")}
+                  {argRows}
+                </>
+              )}
+              <Field label="Cluster">
+                {(p) => (
+                  <select {...p} value={form.clusterKind} onChange={(e) => set("clusterKind", e.target.value as FormState["clusterKind"])}>
+                    <option value="existing">Existing cluster</option>
+                    <option value="new">New cluster</option>
+                  </select>
+                )}
+              </Field>
+              {form.clusterKind === "existing" ? (
+                text("Existing cluster id", "clusterId")
+              ) : (
+                <>
+                  {text("Spark version", "sparkVersion")}
+                  {text("Node type", "nodeType")}
+                  {text("Workers", "workers", { inputMode: "numeric" })}
+                </>
+              )}
+            </>
+          )}
           </>
         )}
       </fieldset>

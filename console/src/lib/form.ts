@@ -13,6 +13,8 @@ export interface Pair {
 }
 
 export interface FormState {
+  /** A pipeline job's task, kept as it is: the form edits everything but its steps. */
+  pipeline?: Extract<Job["task"], { kind: "pipeline" }>;
   name: string;
   description: string;
   jobType: JobType;
@@ -119,7 +121,9 @@ export function formFromJob(job: Job): FormState {
   if (schedule.cron) Object.assign(form, { scheduleKind: "cron", cron: schedule.cron });
   else if (schedule.at) Object.assign(form, { scheduleKind: "at", at: isoToZoned(schedule.at, zone) });
   else if (schedule.every) Object.assign(form, { scheduleKind: "every", every: fromIso(schedule.every) });
-  if (task.kind === "databricks_job") {
+  if (task.kind === "pipeline") {
+    form.pipeline = task;
+  } else if (task.kind === "databricks_job") {
     Object.assign(form, { taskKind: "databricks_job", jobId: String(task.job_id), pairs: pairsOf(task.parameters) });
   } else {
     const runWhat: RunWhat = task.python_wheel ? "python_wheel" : task.python_file ? "python_file" : "notebook";
@@ -146,6 +150,7 @@ const params = (pairs: Pair[]) =>
   Object.fromEntries(pairs.filter((p) => p.key.trim() !== "").map((p) => [p.key.trim(), p.value]));
 
 function task(form: FormState): Record<string, unknown> {
+  if (form.pipeline) return form.pipeline;
   if (form.taskKind === "databricks_job") {
     return { kind: "databricks_job", job_id: Number(form.jobId) || form.jobId, parameters: params(form.pairs) };
   }
