@@ -21,6 +21,9 @@ export type PoolPolicy = PoolSpec["policy"];
 export type ClassWait = S["ClassWaitOut"];
 export type Queue = S["QueueOut"];
 export type QueuedRun = S["QueuedRunOut"];
+export type Step = S["StepOut"];
+export type StepState = S["StepState"];
+export type RunIf = S["RunIf"];
 
 export const JOB_TYPES: { value: JobType; label: string }[] = [
   { value: "model_training", label: "Model training" },
@@ -29,7 +32,7 @@ export const JOB_TYPES: { value: JobType; label: string }[] = [
   { value: "other", label: "Other" },
 ];
 export const STATUSES: JobStatus[] = ["ACTIVE", "PAUSED", "CANCELLED", "COMPLETED"];
-export const TERMINAL: RunState[] = ["SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED", "SKIPPED"];
+export const TERMINAL: RunState[] = ["SUCCEEDED", "SUCCEEDED_WITH_FAILURES", "FAILED", "TIMED_OUT", "CANCELLED", "SKIPPED"];
 export const isTerminal = (state: RunState) => TERMINAL.includes(state);
 
 /** Priority classes, the one that goes first first (the order the queue tables use). */
