@@ -83,7 +83,7 @@ export function JobDetails({ jobId }: { jobId: string }) {
         <div>
           <h3>Recent runs</h3>
           {runs.isError && <ErrorAlert error={runs.error} />}
-          {runs.data && <RunsTable runs={runs.data.items} label={`Recent runs of ${data.name}`} jobName={data.name} />}
+          {runs.data && <RunsTable runs={runs.data.items} label={`Recent runs of ${data.name}`} jobName={data.name} pipeline={data.task.kind === "pipeline"} />}
         </div>
       </div>
       <JobActions job={data} />

@@ -1,9 +1,12 @@
 import { useQuery } from "@tanstack/react-query";
+import { Fragment, useState } from "react";
 
 import { api, call } from "../api/client";
 import { type Attempt, type AuditEntry, isTerminal, type Run } from "../api/types";
 import { duration, formatEstimate, formatInstant } from "../lib/time";
 import { ChangePriority } from "./ChangePriority";
+import { CancelPipelineRun, PipelineRun } from "./Pipeline";
+import { StateText } from "./StateText";
 
 const PLACE_MS = 3000;
 
@@ -42,7 +45,7 @@ export function DeadlineMissed({ at }: { at?: string | null }) {
 function AttemptLine({ attempt }: { attempt: Attempt }) {
   return (
     <li>
-      <span>#{attempt.number}</span> <span className={`state state-${attempt.result ?? "RUNNING"}`}>{attempt.result ?? "running"}</span>
+      <span>#{attempt.number}</span> {attempt.result ? <StateText state={attempt.result} /> : <span className="state state-RUNNING">running</span>}
       {attempt.failure && <span className="muted"> ({attempt.failure})</span>}{" "}
       <span className="muted">
         launched {formatInstant(attempt.launched_at)}
@@ -58,22 +61,44 @@ function AttemptLine({ attempt }: { attempt: Attempt }) {
   );
 }
 
-/** A job's runs: every scheduled time, what happened to it, each attempt; Retry on a failed run. */
+/**
+ * Which pipeline runs show their steps at first: the newest one, and any still under way (the
+ * others behind their "Steps" button, so that a long history does not read every step's run).
+ */
+function openAtFirst(runs: Run[], isPipeline: (run: Run) => boolean): Set<string> {
+  const pipelines = runs.filter((r) => isPipeline(r) && (r.steps ?? []).length > 0);
+  return new Set(pipelines.filter((r, i) => i === 0 || !isTerminal(r.state)).map((r) => r.run_id));
+}
+
+/**
+ * A job's runs: every scheduled time, what happened to it, each attempt; Retry on a failed run. A
+ * pipeline run (`pipeline`: the job's task is one; or the run has steps) shows its steps in a row
+ * of their own, offers "Cancel run" while under way and never Retry (the API refuses it).
+ */
 export function RunsTable({
   runs,
   label,
   jobName,
   onRetry,
   retrying,
+  pipeline = false,
 }: {
   runs: Run[];
   label: string;
   jobName: string;
   onRetry?: (run: Run) => void;
   retrying?: string | null;
+  pipeline?: boolean;
 }) {
+  const isPipeline = (run: Run) => run.steps != null || (pipeline && run.step == null);
+  const [toggled, setToggled] = useState<Record<string, boolean>>({});
   if (runs.length === 0) return <p className="muted">No runs yet.</p>;
-  const actions = onRetry !== undefined || runs.some((r) => r.state === "QUEUED");
+  const first = openAtFirst(runs, isPipeline);
+  const isOpen = (run: Run) => toggled[run.run_id] ?? first.has(run.run_id);
+  const cancellable = (run: Run) => isPipeline(run) && !isTerminal(run.state) && run.state !== "CANCELLING";
+  const retryable = (run: Run) => onRetry !== undefined && !isPipeline(run) && (run.state === "FAILED" || run.state === "TIMED_OUT");
+  const actions = runs.some((r) => retryable(r) || r.state === "QUEUED" || cancellable(r)) || (onRetry !== undefined && !pipeline);
+  const columns = actions ? 5 : 4;
   return (
     <div className="table-wrap">
       <table aria-label={label} className="runs">
@@ -87,42 +112,75 @@ export function RunsTable({
           </tr>
         </thead>
         <tbody>
-          {runs.map((run) => (
-            <tr key={run.run_id}>
-              <td>{formatInstant(run.scheduled_for)}</td>
-              <td>{run.trigger}</td>
-              <td>
-                <span className={`state state-${run.state}`}>{run.state}</span> <DeadlineMissed at={run.deadline_missed_at} />
-                {run.state === "QUEUED" && <QueuePlace run={run} />}
-                {/* a QUEUED run's reason only says what the line above says */}
-                {run.reason && run.state !== "QUEUED" && <div className="muted small">{run.reason}</div>}
-                {run.deadline_at && !run.deadline_missed_at && !isTerminal(run.state) && (
-                  <div className="muted small">due by {formatInstant(run.deadline_at)}</div>
-                )}
-              </td>
-              <td>
-                {(run.attempts ?? []).length > 0 ? (
-                  <ul className="attempts">
-                    {(run.attempts ?? []).map((a) => (
-                      <AttemptLine key={a.number} attempt={a} />
-                    ))}
-                  </ul>
-                ) : (
-                  <span className="muted">—</span>
-                )}
-              </td>
-              {actions && (
-                <td>
-                  {onRetry && (run.state === "FAILED" || run.state === "TIMED_OUT") && (
-                    <button type="button" className="primary" onClick={() => onRetry(run)} disabled={retrying === run.run_id}>
-                      Retry
-                    </button>
+          {runs.map((run) => {
+            const steps = run.steps ?? [];
+            const open = isOpen(run) && steps.length > 0;
+            const stepsId = `steps-${run.run_id}`;
+            return (
+              <Fragment key={run.run_id}>
+                <tr>
+                  <td>{formatInstant(run.scheduled_for)}</td>
+                  <td>{run.trigger}</td>
+                  <td>
+                    <StateText state={run.state} /> <DeadlineMissed at={run.deadline_missed_at} />
+                    {run.state === "QUEUED" && <QueuePlace run={run} />}
+                    {/* a QUEUED run's reason only says what the line above says; a pipeline's result is its state */}
+                    {run.reason && run.state !== "QUEUED" && run.reason !== run.state && <div className="muted small">{run.reason}</div>}
+                    {run.deadline_at && !run.deadline_missed_at && !isTerminal(run.state) && (
+                      <div className="muted small">due by {formatInstant(run.deadline_at)}</div>
+                    )}
+                    {steps.length > 0 && (
+                      <div>
+                        <button
+                          type="button"
+                          className="link-button steps-toggle"
+                          aria-expanded={open}
+                          aria-controls={open ? stepsId : undefined}
+                          onClick={() => setToggled((t) => ({ ...t, [run.run_id]: !open }))}
+                        >
+                          <span aria-hidden="true">{open ? "▾" : "▸"} </span>
+                          Steps<span className="visually-hidden"> of the run scheduled for {formatInstant(run.scheduled_for)}</span>
+                        </button>
+                      </div>
+                    )}
+                  </td>
+                  <td>
+                    {(run.attempts ?? []).length > 0 ? (
+                      <ul className="attempts">
+                        {(run.attempts ?? []).map((a) => (
+                          <AttemptLine key={a.number} attempt={a} />
+                        ))}
+                      </ul>
+                    ) : steps.length > 0 ? (
+                      <span className="muted">
+                        {steps.length} {steps.length === 1 ? "step" : "steps"}
+                      </span>
+                    ) : (
+                      <span className="muted">—</span>
+                    )}
+                  </td>
+                  {actions && (
+                    <td>
+                      {retryable(run) && (
+                        <button type="button" className="primary" onClick={() => onRetry?.(run)} disabled={retrying === run.run_id}>
+                          Retry
+                        </button>
+                      )}
+                      {run.state === "QUEUED" && <ChangePriority run={run} what={jobName} />}
+                      {cancellable(run) && <CancelPipelineRun run={run} jobName={jobName} />}
+                    </td>
                   )}
-                  {run.state === "QUEUED" && <ChangePriority run={run} what={jobName} />}
-                </td>
-              )}
-            </tr>
-          ))}
+                </tr>
+                {open && (
+                  <tr className="pipeline-row" id={stepsId}>
+                    <td colSpan={columns}>
+                      <PipelineRun run={run} />
+                    </td>
+                  </tr>
+                )}
+              </Fragment>
+            );
+          })}
         </tbody>
       </table>
     </div>

@@ -76,7 +76,12 @@ export function JobPage() {
         {retry.isError && <ErrorAlert error={retry.error} />}
         {runs.isError && <ErrorAlert error={runs.error} onRetry={() => void runs.refetch()} />}
         {runs.data && (
-          <RunsTable runs={runs.data.items} label="Runs" jobName={data.name} onRetry={(run) => retry.mutate(run)} retrying={retry.isPending ? (retry.variables?.run_id ?? null) : null} />
+          <RunsTable
+            runs={runs.data.items}
+            label="Runs"
+            jobName={data.name}
+            pipeline={data.task.kind === "pipeline"}
+            onRetry={(run) => retry.mutate(run)} retrying={retry.isPending ? (retry.variables?.run_id ?? null) : null} />
         )}
       </section>
       <section aria-labelledby="audit-heading">

@@ -6,6 +6,7 @@ import { JOB_TYPES, type JobStatus, type JobSummary, type JobType, STATUSES } fr
 import { CancelDialog, useRefresh } from "../components/JobActions";
 import { ErrorAlert } from "../components/ErrorAlert";
 import { JobDetails } from "../components/JobDetails";
+import { StateText } from "../components/StateText";
 import { useDebounced } from "../components/Preview";
 import { useAnnounce } from "../components/Status";
 import { scheduleInWords } from "../lib/cron";
@@ -193,7 +194,7 @@ export function JobsPage() {
                       "—"
                     )}
                   </td>
-                  <td className="wide">{job.last_run_state ? <span className={`state state-${job.last_run_state}`}>{job.last_run_state}</span> : "—"}</td>
+                  <td className="wide">{job.last_run_state ? <StateText state={job.last_run_state} /> : "—"}</td>
                   <td className="wide">{job.tags.join(", ")}</td>
                   <td className="small">{formatInstant(job.created_at)}</td>
                   <td className="small">{formatInstant(job.updated_at)}</td>
