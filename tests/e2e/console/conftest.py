@@ -28,6 +28,7 @@ AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
 ARTIFACTS = ROOT / ".pytest_cache" / "console"  # screenshots of each run (git-ignored)
 
 SCRIPTS = {
+    "ok.py": "print('ok')\n",
     "fail.py": "import sys\nprint('boom', file=sys.stderr)\nsys.exit(1)\n",
     # holds its pool's slot for two minutes (tests cancel it when done)
     "sleep.py": "import time\ntime.sleep(120)\n",
