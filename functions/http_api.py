@@ -395,7 +395,10 @@ def cancel_run(run_id: RunId, ctx: Ctx) -> RunOut:
     """Cancel the run, in Databricks too if it runs there (409 for a run that already ended)."""
     job_id, run_key = parse_run_id(run_id)
     reason = f"cancelled by {ctx.caller.actor.name}"
-    return RunOut.of(ctx.services.run_commands.cancel(ctx.job_tenant(job_id), job_id, run_key, reason))
+    tenant = ctx.job_tenant(job_id)
+    cancelled = ctx.services.run_commands.cancel(tenant, job_id, run_key, reason)
+    job = ctx.services.job_service.get(tenant, job_id) if cancelled.is_pipeline else None
+    return RunOut.of(cancelled, job=job)
 
 
 @router.post(

@@ -110,9 +110,9 @@ def _plan(parent: Run, pipeline: PipelineTask, now: datetime) -> tuple[Run, list
     planned = parent.model_copy(update={"steps": steps})
     outcome = None if stopping else result({k: r.state for k, r in steps.items()}, pipeline.graph)
     if outcome is not None:
-        planned = planned.moved(
-            _ENDS[outcome], now, reason="" if outcome is PipelineResult.SUCCEEDED else outcome
-        )
+        failed = [key for key, r in steps.items() if r.state.failed]
+        why = f"failed steps: {', '.join(failed)}" if failed else ""
+        planned = planned.moved(_ENDS[outcome], now, reason=why)
     return planned, start
 
 

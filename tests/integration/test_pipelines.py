@@ -284,3 +284,11 @@ def test_the_api_refuses_a_bad_graph_naming_the_step_and_shows_a_runs_steps(
     ).json()  # a step's run works with the run endpoints
     assert child["state"] == "FAILED" and child["step"] == "b" and child["pipeline_run_id"] == run["run_id"]
     assert client.post(f"/api/runs/{steps['b']['run_id']}/retry").status_code == 409
+
+
+def test_a_failed_pipeline_says_which_steps_failed(table_factory: TableFactory) -> None:
+    w = world(table_factory, {2: FAIL})
+    job = pipeline(w, [*DIAMOND, step("d", 4, "b", "c")])
+    w.run_until(FIRST + timedelta(minutes=15))
+    parent, _ = steps_of(w, job)
+    assert parent.state is RunState.FAILED and parent.reason == "failed steps: b, d"

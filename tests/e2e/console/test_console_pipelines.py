@@ -110,7 +110,8 @@ def test_a_pipeline_run_shows_its_steps_as_a_graph_and_a_table(page: Any, consol
     expect(steps_table_row(page, "notify")).to_contain_text("not run")
     expect(steps_table_row(page, "notify").get_by_role("link")).to_have_count(0)
     expect(steps_table_row(page, "d")).to_contain_text("ALL_DONE")
-    expect(steps_table_row(page, "b").get_by_role("link", name=re.compile(r"^Databricks run \d+$"))).to_be_visible()
+    databricks_link = re.compile(r"^Databricks run \d+$")
+    expect(steps_table_row(page, "b").get_by_role("link", name=databricks_link)).to_be_visible()
     # A pipeline run and its steps are never retried (the API answers 409), nor cancelled once ended.
     expect(page.get_by_role("button", name="Retry", exact=True)).to_have_count(0)
     expect(page.get_by_role("button", name=re.compile("^Cancel (run|step)"))).to_have_count(0)
@@ -141,7 +142,11 @@ def test_a_pipeline_run_is_cancelled_from_the_console_and_its_later_steps_never_
     job = pipeline(
         s,
         "pipeline-cancel",
-        [step(s, "first", "sleep.py"), step(s, "second", "ok.py", "first"), step(s, "third", "ok.py", "second")],
+        [
+            step(s, "first", "sleep.py"),
+            step(s, "second", "ok.py", "first"),
+            step(s, "third", "ok.py", "second"),
+        ],
     )
     started = run_now(s, job)
     try:
