@@ -182,21 +182,29 @@ def placeholder_context(
     if scheduled_for.tzinfo is None:
         raise ValueError("scheduled_for must be timezone-aware")
     local = scheduled_for.astimezone(zone or UTC)
+    date = local.date().isoformat()
     return {
-        "scheduled_date": local.date().isoformat(),
+        "scheduled_date": date,
         "scheduled_time": scheduled_for.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "run_key": run_key,
         "job_id": job_id,
         "attempt": str(attempt),
         "tenant": tenant,
+        "run.id": f"{job_id}_{run_key.split('.', 1)[0]}",  # a pipeline step: its pipeline run
+        "run.scheduled_date": date,
     }
 
 
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+# Our names: plain ones, and the dotted references `run.*` and `steps.<key>.*` (Databricks' own
+# dotted references, `job.*`, `task.*`, `tasks.*`, never match and reach it untouched).
+_PLACEHOLDER = re.compile(
+    r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*|run\.[A-Za-z_]+|steps\.[A-Za-z0-9][A-Za-z0-9_-]*\.[A-Za-z_]+)\s*\}\}"
+)
 
 
 def fill_placeholders(value: str, context: Mapping[str, str]) -> str:
-    """Replace `{{name}}` for the names in `context`; anything else in braces is left as it is.
+    """Replace `{{name}}` for the names in `context` (also `{{run.id}}`, `{{run.scheduled_date}}`,
+    `{{steps.<key>.databricks_run_id}}`); anything else in braces is left as it is.
 
     Databricks resolves its own references (`{{job.parameters.x}}`, `{{job.run_id}}`) at run
     time, so they must reach it untouched; their dotted names never match ours.

@@ -17,6 +17,7 @@ hint moved with it), then the first poll is sent. Safe to run twice:
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from shared.adapters.databricks import LaunchRequest, idempotency_token, placeholder_context
@@ -181,7 +182,7 @@ class Launcher:
         ctx = self.ctx
         launched_at = ctx.clock.now()
         try:
-            launched = ctx.databricks.launch(_request(run, job, attempt))
+            launched = ctx.databricks.launch(_request(run, job, attempt, pipelines.references(ctx, run)))
         except ExternalError as err:
             if err.retryable:
                 raise  # the handler defers the message; the same token re-attaches
@@ -295,7 +296,7 @@ def _skip_reason(job: Job | None, run: Run) -> SkipReason | None:
     return None
 
 
-def _request(run: Run, job: Job, attempt: int) -> LaunchRequest:
+def _request(run: Run, job: Job, attempt: int, references: Mapping[str, str] | None = None) -> LaunchRequest:
     context = placeholder_context(
         scheduled_for=run.scheduled_for,
         run_key=run.run_key,
@@ -304,6 +305,7 @@ def _request(run: Run, job: Job, attempt: int) -> LaunchRequest:
         tenant=run.tenant,
         zone=zone(job.definition.schedule.timezone),
     )
+    context.update(references or {})
     task, _, timeout = pipelines.step_settings(job, run)
     return LaunchRequest(
         task=task,

@@ -61,6 +61,19 @@ def step_settings(job: Job, run: Run) -> tuple[Task, RetryPolicy, timedelta | No
     return step.task, step.retry or job.definition.retry, step.timeout or job.definition.timeout
 
 
+def references(ctx: RunContext, run: Run) -> dict[str, str]:
+    """What a pipeline step's parameters may refer to: `{{steps.<key>.databricks_run_id}}` of every
+    step of its pipeline run that has started in Databricks (one query; nothing for other runs)."""
+    if run.parent is None:
+        return {}
+    siblings = ctx.run_repository.children(run.shard, run.tenant, run.job_id, run.parent)
+    return {
+        f"steps.{sibling.step}.databricks_run_id": str(sibling.databricks_run_id)
+        for sibling, _ in siblings
+        if sibling.step and sibling.databricks_run_id is not None
+    }
+
+
 def child_key(parent: Run, step: str) -> str:
     return f"{parent.run_key}.{step}"
 

@@ -292,3 +292,24 @@ def test_a_failed_pipeline_says_which_steps_failed(table_factory: TableFactory) 
     w.run_until(FIRST + timedelta(minutes=15))
     parent, _ = steps_of(w, job)
     assert parent.state is RunState.FAILED and parent.reason == "failed steps: b, d"
+
+
+def test_a_step_refers_to_an_earlier_steps_databricks_run_and_its_pipeline_run(
+    table_factory: TableFactory,
+) -> None:
+    w = world(table_factory)
+    params = {
+        "upstream": "{{steps.a.databricks_run_id}}",
+        "pipeline": "{{run.id}}",
+        "day": "{{run.scheduled_date}}",
+    }
+    b = {**step("b", 2, "a"), "task": {"kind": "databricks_job", "job_id": 2, "parameters": params}}
+    job = pipeline(w, [step("a", 1), b])
+    w.run_until(FIRST + timedelta(minutes=15))
+    parent, children = steps_of(w, job)
+    sent = w.fake.runs[children["b"].databricks_run_id or 0].parameters
+    assert sent == {
+        "upstream": str(children["a"].databricks_run_id),
+        "pipeline": parent.id,
+        "day": "2026-06-01",
+    }

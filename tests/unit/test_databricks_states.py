@@ -275,6 +275,8 @@ CONTEXT = {
     "job_id": "01J0ZZZZZZZZZZZZZZZZZZZZZZ",
     "attempt": "2",
     "tenant": "team-a",
+    "run.id": "01J0ZZZZZZZZZZZZZZZZZZZZZZ_s-1780315200000",
+    "steps.prepare.databricks_run_id": "4242",
 }
 
 
@@ -293,6 +295,12 @@ CONTEXT = {
         pytest.param("{{unknown}}", "{{unknown}}", id="unknown-name"),
         pytest.param("{scheduled_date}", "{scheduled_date}", id="single-braces"),
         pytest.param("no placeholders", "no placeholders", id="plain"),
+        pytest.param("{{run.id}}", "01J0ZZZZZZZZZZZZZZZZZZZZZZ_s-1780315200000", id="run-id"),
+        pytest.param("{{ steps.prepare.databricks_run_id }}", "4242", id="step-reference"),
+        pytest.param(
+            "{{steps.other.databricks_run_id}}", "{{steps.other.databricks_run_id}}", id="unknown-step"
+        ),
+        pytest.param("{{tasks.prepare.run_id}}", "{{tasks.prepare.run_id}}", id="databricks-task-reference"),
     ],
 )
 def test_fill_placeholders_replaces_known_names_only(value: str, expected: str) -> None:
@@ -322,7 +330,13 @@ def test_the_context_dates_the_run_in_the_schedule_zone_and_times_it_in_utc() ->
         "job_id": "job-a",
         "attempt": "3",
         "tenant": "team-a",
+        "run.id": "job-a_s-1",
+        "run.scheduled_date": "2026-06-01",
     }
+    step = placeholder_context(
+        scheduled_for=scheduled_for, run_key="s-1.train", job_id="j", attempt=1, tenant="t"
+    )
+    assert step["run.id"] == "j_s-1"  # a pipeline step's {{run.id}} is its pipeline run
     utc = placeholder_context(scheduled_for=scheduled_for, run_key="s-1", job_id="j", attempt=1, tenant="t")
     assert utc["scheduled_date"] == "2026-05-31"
 
