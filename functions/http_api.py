@@ -36,6 +36,7 @@ from shared.api.schemas import (
     MeOut,
     PreviewIn,
     PreviewOut,
+    RepairIn,
     RunListOut,
     RunOut,
     ScheduledOut,
@@ -45,6 +46,7 @@ from shared.config import AuthMode
 from shared.domain.errors import ExternalError, InvalidInput
 from shared.domain.job import Job, JobDefinition, JobStatus, JobType
 from shared.domain.run import RunState, parse_run_id
+from shared.services import pipelines
 from shared.services.ports import JobQuery
 
 VERSION = "0.1.0"
@@ -57,6 +59,7 @@ Definition = Annotated[JobDefinition, Body(openapi_examples=openapi.JOB_EXAMPLES
 # Declared after `Ctx` in each handler, so that identity errors come first (shared/api/bodies.py).
 StrictDefinition = Annotated[None, Depends(strict_json(JobDefinition))]
 StrictPreview = Annotated[None, Depends(strict_json(PreviewIn))]
+StrictRepair = Annotated[None, Depends(strict_json(RepairIn))]
 
 _ETAG = openapi.header('The job\'s version, e.g. `"v3"`: send it back in `If-Match`.', r'^"v[0-9]+"$')
 
@@ -399,6 +402,25 @@ def cancel_run(run_id: RunId, ctx: Ctx) -> RunOut:
     cancelled = ctx.services.run_commands.cancel(tenant, job_id, run_key, reason)
     job = ctx.services.job_service.get(tenant, job_id) if cancelled.is_pipeline else None
     return RunOut.of(cancelled, job=job)
+
+
+@router.post(
+    "/api/runs/{run_id}/repair",
+    tags=["runs"],
+    responses=openapi.errors(
+        *READS_BODY,
+        *CHANGES_STATE,
+        notes={409: "The run is not a pipeline run that ended without succeeding (`errors.state`)."},
+    ),
+)
+def repair_run(run_id: RunId, body: RepairIn, ctx: Ctx, _strict: StrictRepair) -> RunOut:
+    """Run again, inside this pipeline run, the steps named (or every failed one) and everything
+    downstream of them, with their parameters filled again; the repair is listed on the run."""
+    job_id, run_key = parse_run_id(run_id)
+    job = ctx.services.job_service.get(ctx.job_tenant(job_id), job_id)
+    keys = None if body.all_failed else body.steps
+    repaired = pipelines.repair(ctx.services.run_context, job, run_key, keys, ctx.caller.actor.name)
+    return RunOut.of(repaired, job=job)
 
 
 @router.post(

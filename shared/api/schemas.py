@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.domain.job import (
     Actor,
@@ -15,10 +15,11 @@ from shared.domain.job import (
     JobStatus,
     JobSummary,
     PipelineTask,
+    StepKey,
 )
 from shared.domain.pipeline import RunIf, StepState
 from shared.domain.pool import PolicyName
-from shared.domain.run import Attempt, Priority, Run, RunState, Trigger
+from shared.domain.run import Attempt, Priority, RepairRecord, Run, RunState, Trigger
 from shared.domain.schedule import DstNote, FireTime, ScheduleSpec
 
 
@@ -209,6 +210,9 @@ class RunOut(BaseModel):
     steps: list[StepOut] | None = Field(
         None, description="A pipeline run: its steps, in the pipeline's order."
     )
+    repair_history: list[RepairRecord] = Field(
+        default_factory=list, description="A pipeline run's repairs: when, by whom, which steps ran again."
+    )
     step: str | None = Field(None, description="A pipeline step's run: its step key.")
     pipeline_run_id: str | None = Field(None, description="A pipeline step's run: its pipeline run.")
     queue_position: int | None = Field(
@@ -319,6 +323,20 @@ class QueueOut(BaseModel):
     items: list[QueuedRunOut] = Field(
         description="Your tenants' waiting runs, in the order each pool will start them."
     )
+
+
+class RepairIn(BaseModel):
+    """Which steps a repair runs again (with everything downstream of them): exactly one of the two."""
+
+    model_config = ConfigDict(extra="forbid")
+    steps: list[StepKey] | None = Field(None, min_length=1, max_length=100, description="Step keys.")
+    all_failed: bool = Field(False, description="Every step that failed, timed out or was cancelled.")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> RepairIn:
+        if (self.steps is not None) == self.all_failed:
+            raise ValueError("give either 'steps' or 'all_failed': true")
+        return self
 
 
 class PriorityIn(BaseModel):

@@ -105,11 +105,12 @@ TRANSITIONS: dict[RunState, frozenset[RunState]] = {
     # A run being stopped ends as what Databricks says happened (it may have finished first).
     RunState.TIMING_OUT: _STOPPING_ENDS,
     RunState.CANCELLING: _STOPPING_ENDS - {RunState.RETRY_WAIT},
-    RunState.FAILED: frozenset({RunState.RETRY_WAIT}),  # a manual retry of a failed run
+    # a manual retry of a failed run; a repair of a pipeline run (RUNNING again)
+    RunState.FAILED: frozenset({RunState.RETRY_WAIT, RunState.RUNNING}),
     RunState.TIMED_OUT: frozenset({RunState.RETRY_WAIT}),
     RunState.SUCCEEDED: frozenset(),
-    RunState.SUCCEEDED_WITH_FAILURES: frozenset(),
-    RunState.CANCELLED: frozenset(),
+    RunState.SUCCEEDED_WITH_FAILURES: frozenset({RunState.RUNNING}),  # a repair
+    RunState.CANCELLED: frozenset({RunState.RUNNING}),  # a repair of a cancelled pipeline run
     RunState.SKIPPED: frozenset(),
 }
 
@@ -172,8 +173,20 @@ class StepRecord(BaseModel):
 
     state: StepState = StepState.PENDING
     attempts: int = 0
+    repair: int = Field(0, description="The repair its current run belongs to (0: the first run).")
     started_at: datetime | None = None
     ended_at: datetime | None = None
+
+
+class RepairRecord(BaseModel):
+    """A repair of a pipeline run: when, by whom, and the steps it ran again."""
+
+    model_config = ConfigDict(frozen=True)
+
+    number: int
+    at: datetime
+    by: str
+    steps: list[str]
 
 
 def step_state_of(state: RunState) -> StepState:
@@ -285,6 +298,7 @@ class Run(BaseModel):
     parent: str | None = Field(None, description="A pipeline step's run: the run key of its pipeline run.")
     step: str | None = Field(None, description="A pipeline step's run: its step key.")
     steps: dict[str, StepRecord] | None = Field(None, description="A pipeline run: its steps, by key.")
+    repair_history: list[RepairRecord] = Field(default_factory=list, description="A pipeline run's repairs.")
     repairs: int = Field(0, description="Re-sends of the current intent by the watchdog.")
     checks: int = Field(0, description="Watchdog visits since the last transition that found nothing wrong.")
 

@@ -22,12 +22,20 @@ per attempt of that key, by idempotency token, like any run.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from shared.domain.errors import AlreadyExists, ConcurrencyConflict, ExternalError, NotFound
+from shared.domain.errors import (
+    AlreadyExists,
+    ConcurrencyConflict,
+    Conflict,
+    ExternalError,
+    InvalidInput,
+    NotFound,
+)
 from shared.domain.job import Job, PipelineTask, RetryPolicy, Task
 from shared.domain.pipeline import PipelineResult, StepState, Verdict, result, verdict
-from shared.domain.run import Intent, IntentKind, Run, RunState, StepRecord, step_state_of
+from shared.domain.run import Intent, IntentKind, RepairRecord, Run, RunState, StepRecord, step_state_of
 from shared.services.conflicts import until_saved
 from shared.services.messages import launch_intent
 from shared.services.run_context import Outcome, RunContext
@@ -74,15 +82,17 @@ def references(ctx: RunContext, run: Run) -> dict[str, str]:
     }
 
 
-def child_key(parent: Run, step: str) -> str:
-    return f"{parent.run_key}.{step}"
+def child_key(parent: Run, step: str, repair: int = 0) -> str:
+    """A step's run: `{parent}.{step}`, and `{parent}.{step}.r{n}` when repair n runs it again."""
+    return f"{parent.run_key}.{step}" + (f".r{repair}" if repair else "")
 
 
 def _child(parent: Run, step: str, now: datetime) -> Run:
+    repair = (parent.steps or {}).get(step, StepRecord()).repair
     child = Run(
         tenant=parent.tenant,
         job_id=parent.job_id,
-        run_key=child_key(parent, step),
+        run_key=child_key(parent, step, repair),
         shard=parent.shard,
         trigger=parent.trigger,
         scheduled_for=parent.scheduled_for,
@@ -185,6 +195,8 @@ def step_ended(ctx: RunContext, child: Run, now: datetime) -> None:
         record = (parent.steps or {}).get(child.step or "")
         if parent.state.is_terminal or record is None or record.state.is_final:
             return  # heard already (a redelivery), or the pipeline has ended
+        if child.run_key != child_key(parent, child.step or "", record.repair):
+            return  # a run of the step from before a repair
         pipeline = pipeline_of(ctx.job(child.tenant, child.job_id))
         if pipeline is None:  # the job is gone or no longer a pipeline: nothing more starts
             cancel(ctx, parent, "its job is gone or no longer a pipeline")
@@ -215,7 +227,7 @@ def check(ctx: RunContext, parent: Run, etag: str, now: datetime) -> None:
     for key, record in steps.items():
         if record.state is not StepState.ACTIVE:
             continue
-        found = children.get(child_key(parent, key))
+        found = children.get(child_key(parent, key, record.repair))
         if found is None:
             missing.append(_child(parent, key, now))
         elif found.state.is_terminal:
@@ -237,6 +249,63 @@ def check(ctx: RunContext, parent: Run, etag: str, now: datetime) -> None:
         return
     marked = parent.model_copy(update={"steps": steps, "checks": parent.checks + 1})
     _save(ctx, parent, etag, *_plan(marked, pipeline, now), now)
+
+
+REPAIRABLE = frozenset({RunState.FAILED, RunState.SUCCEEDED_WITH_FAILURES, RunState.CANCELLED})
+
+
+def repair(ctx: RunContext, job: Job, run_key: str, keys: list[str] | None, by: str) -> Run:
+    """Run again, inside the same pipeline run, the steps `keys` (None: every step that failed,
+    timed out or was cancelled) and every step downstream of them; the others keep their results.
+    Each step run again gets a new run (`.r{n}`), launched with its parameters filled again."""
+    pipeline = pipeline_of(job)
+    if pipeline is None:
+        raise Conflict(f"job {job.id} is not a pipeline: retry its run instead")
+    graph = pipeline.graph
+    unknown = sorted(set(keys or []) - set(graph))
+    if unknown:
+        raise InvalidInput(f"no step {', '.join(unknown)} in this pipeline", errors={"steps": "unknown step"})
+    now = ctx.clock.now()
+
+    def attempt() -> Run:
+        parent, etag = ctx.run_repository.get(ctx.due_index.shard_for(job), job.tenant, job.id, run_key)
+        if not parent.is_pipeline or parent.state not in REPAIRABLE:
+            raise Conflict(
+                f"run {parent.id} is {parent.state}: only a pipeline run that ended without succeeding "
+                "can be repaired",
+                errors={"state": parent.state.value},
+            )
+        steps = dict(parent.steps or {})
+        ran = (StepState.FAILED, StepState.TIMED_OUT, StepState.CANCELLED)
+        chosen = set(keys) if keys else {k for k, r in steps.items() if r.state in ran}
+        if not chosen:
+            raise Conflict(f"run {parent.id} has no failed step to repair", errors={"steps": "none failed"})
+        again = downstream(graph, chosen)
+        number = len(parent.repair_history) + 1
+        for key in again:
+            steps[key] = StepRecord(repair=number)
+        record = RepairRecord(number=number, at=now, by=by, steps=sorted(again))
+        running = parent.moved(RunState.RUNNING, now, reason=f"repair {number} by {by}").model_copy(
+            update={"steps": steps, "repair_history": [*parent.repair_history, record]}
+        )
+        return _save(ctx, parent, etag, *_plan(running, pipeline, now), now)
+
+    repaired = until_saved(attempt, f"run {run_key}")
+    log.info("pipeline repaired", extra={"job_id": job.id, "run_key": run_key})
+    return repaired
+
+
+def downstream(graph: Mapping[str, Sequence[str]], keys: set[str]) -> set[str]:
+    """`keys` and every step that depends on one of them, directly or not."""
+    found = set(keys)
+    changed = True
+    while changed:
+        changed = False
+        for key, deps in graph.items():
+            if key not in found and found.intersection(deps):
+                found.add(key)
+                changed = True
+    return found
 
 
 def cancel(ctx: RunContext, parent: Run, reason: str) -> Run:

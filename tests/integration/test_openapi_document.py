@@ -53,6 +53,7 @@ ERRORS: dict[tuple[str, str], set[int]] = {
     ("put", "/api/pools/{name}"): BODY | IDENTITY | STORAGE | {409},
     ("get", "/api/queue"): BY_ID,  # 404: the pool asked for does not exist
     ("put", "/api/runs/{run_id}/priority"): BODY | BY_ID | {409},
+    ("post", "/api/runs/{run_id}/repair"): BODY | BY_ID | {409},
 }
 
 

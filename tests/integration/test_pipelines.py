@@ -29,16 +29,18 @@ class Injected(Exception):
 
 
 class ByJob(FakeDatabricks):
-    """The fake Databricks, each run ending as its Databricks job id says (default: success)."""
+    """The fake Databricks, each run ending as its Databricks job id says (default: success); a
+    list of outcomes is used up one run at a time, then success."""
 
-    def __init__(self, clock: Any, outcomes: dict[int, FakeOutcome]) -> None:
+    def __init__(self, clock: Any, outcomes: dict[int, FakeOutcome | list[FakeOutcome]]) -> None:
         super().__init__(clock)
         self.by_job = outcomes
 
     def _start(self, request: LaunchRequest) -> FakeRun:
         run = super()._start(request)
         if isinstance(request.task, DatabricksJobTask):
-            run.outcome = self.by_job.get(request.task.job_id, FakeOutcome.SUCCESS)
+            said = self.by_job.get(request.task.job_id, FakeOutcome.SUCCESS)
+            run.outcome = (said.pop(0) if said else FakeOutcome.SUCCESS) if isinstance(said, list) else said
         return run
 
 
@@ -54,7 +56,7 @@ def step(key: str, job_id: int, *depends_on: str, **fields: Any) -> dict[str, An
 DIAMOND = [step("a", 1), step("b", 2, "a"), step("c", 3, "a")]
 
 
-def world(table_factory: TableFactory, outcomes: dict[int, FakeOutcome] | None = None) -> World:
+def world(table_factory: TableFactory, outcomes: dict[int, Any] | None = None) -> World:
     clock = FixedClock(T0)
     w = World(table_factory, databricks=ByJob(clock, outcomes or {}), clock=clock)
     w.s.ensure_tables()
@@ -285,6 +287,18 @@ def test_the_api_refuses_a_bad_graph_naming_the_step_and_shows_a_runs_steps(
     assert child["state"] == "FAILED" and child["step"] == "b" and child["pipeline_run_id"] == run["run_id"]
     assert client.post(f"/api/runs/{steps['b']['run_id']}/retry").status_code == 409
 
+    repair = f"/api/runs/{run['run_id']}/repair"
+    for bad in ({}, {"steps": ["b"], "all_failed": True}, {"steps": []}, {"all_failed": "yes"}):
+        assert client.post(repair, json=bad).status_code == 422, bad
+    assert client.post(repair, json={"steps": ["zz"]}).status_code == 422
+    r = client.post(repair, json={"all_failed": True})
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "RUNNING" and r.json()["repair_history"][0]["steps"] == ["b", "d"]
+    assert client.post(repair, json={"all_failed": True}).status_code == 409  # in progress
+    w.run_until(FIRST + timedelta(minutes=40))
+    again = client.get(f"/api/runs/{item['run_id']}").json()
+    assert again["state"] == "SUCCEEDED_WITH_FAILURES" and len(again["repair_history"]) == 1
+
 
 def test_a_failed_pipeline_says_which_steps_failed(table_factory: TableFactory) -> None:
     w = world(table_factory, {2: FAIL})
@@ -313,3 +327,48 @@ def test_a_step_refers_to_an_earlier_steps_databricks_run_and_its_pipeline_run(
         "pipeline": parent.id,
         "day": "2026-06-01",
     }
+
+
+def test_a_repair_runs_the_failed_steps_and_what_follows_them_again(table_factory: TableFactory) -> None:
+    """b fails once; d (after b and c) is UPSTREAM_FAILED. Repairing every failed step runs b and d
+    again in the same pipeline run, with b's parameters filled again, and not a or c."""
+    from shared.domain.errors import Conflict, InvalidInput
+
+    w = world(table_factory, {2: [FAIL]})
+    params = {"upstream": "{{steps.a.databricks_run_id}}", "day": "{{run.scheduled_date}}"}
+    b = {**step("b", 2, "a"), "task": {"kind": "databricks_job", "job_id": 2, "parameters": params}}
+    job = pipeline(w, [step("a", 1), b, step("c", 3, "a"), step("d", 4, "b", "c")])
+    w.run_until(FIRST + timedelta(minutes=15))
+    parent, first = steps_of(w, job)
+    assert parent.state is RunState.FAILED and parent.reason == "failed steps: b, d"
+    with pytest.raises(InvalidInput):
+        pipelines.repair(w.s.run_context, job, parent.run_key, ["nope"], "Alice")
+
+    repaired = pipelines.repair(w.s.run_context, job, parent.run_key, None, "Alice")
+    assert repaired.state is RunState.RUNNING and repaired.repair_history[0].steps == ["b", "d"]
+    with pytest.raises(Conflict):  # in progress
+        pipelines.repair(w.s.run_context, job, parent.run_key, None, "Alice")
+    w.run_until(FIRST + timedelta(minutes=40))
+    parent, children = steps_of(w, job)
+    assert parent.state is RunState.SUCCEEDED, parent.steps
+    assert {k for k in children} == {"a", "b", "c", "d"}  # latest run of each step (b.r1, d.r1)
+    runs = {
+        c.run_key.split(".", 1)[1]
+        for c, _ in w.s.run_repository.children(parent.shard, parent.tenant, parent.job_id, parent.run_key)
+    }
+    assert runs == {"a", "b", "c", "b.r1", "d.r1"}  # d never ran before the repair
+    again = w.fake.runs[
+        next(
+            c.databricks_run_id
+            for c, _ in w.s.run_repository.children(
+                parent.shard, parent.tenant, parent.job_id, parent.run_key
+            )
+            if c.run_key.endswith("b.r1")
+        )
+        or 0
+    ]
+    assert again.parameters == {"upstream": str(first["a"].databricks_run_id), "day": "2026-06-01"}
+    tokens = [r.idempotency_token for r in w.fake.launches]
+    assert len(tokens) == len(set(tokens)) == 5  # a, b, c, then b again and d: each once
+    with pytest.raises(Conflict):  # it succeeded: nothing to repair
+        pipelines.repair(w.s.run_context, job, parent.run_key, None, "Alice")
