@@ -265,3 +265,34 @@ describe("a pipeline run under way", () => {
     await waitFor(() => expect(screen.getByRole("status").textContent).toMatch(/^Cancelled the run of etl/));
   });
 });
+
+describe("repairing a pipeline run", () => {
+  it("offers Repair failed steps on a failed run, sends all_failed, and lists the repair", async () => {
+    const sent: { path: string; body: string }[] = [];
+    const repaired = run({
+      state: "RUNNING",
+      steps: ENDED,
+      repair_history: [{ number: 1, at: T(50), by: "Alice", steps: ["b", "d"] }],
+    });
+    vi.stubGlobal("fetch", async (request: Request) => {
+      const path = decodeURIComponent(new URL(request.url).pathname);
+      if (request.method === "POST") {
+        sent.push({ path, body: await request.text() });
+        return json(200, repaired);
+      }
+      return json(200, path === `/api/runs/${RUN_ID}` ? run({ steps: ENDED }) : stepRun(path.replace("/api/runs/", "")));
+    });
+    const user = userEvent.setup();
+    wrap(<PipelineRun run={run({ steps: ENDED })} />);
+    await user.click(screen.getByRole("button", { name: "Repair failed steps" }));
+    expect(sent).toEqual([{ path: `/api/runs/${RUN_ID}/repair`, body: JSON.stringify({ all_failed: true }) }]);
+    await waitFor(() => expect(screen.getByRole("status").textContent).toBe("Repair 1 started: b, d run again"));
+  });
+
+  it("offers no repair on a run that succeeded or is under way, and lists past repairs", () => {
+    const history = [{ number: 1, at: T(50), by: "Alice", steps: ["b", "d"] }];
+    wrap(<PipelineRun run={run({ state: "SUCCEEDED", steps: ENDED, repair_history: history })} />);
+    expect(screen.queryByRole("button", { name: "Repair failed steps" })).toBeNull();
+    expect(screen.getByRole("list", { name: "Repairs" }).textContent).toContain("Repair 1 by Alice");
+  });
+});

@@ -303,6 +303,58 @@ export function StepsTable({ steps, now, cancellable }: { steps: readonly Step[]
   );
 }
 
+const REPAIRABLE = new Set(["FAILED", "SUCCEEDED_WITH_FAILURES", "CANCELLED"]);
+
+/** "Repair failed steps": runs the failed steps and what follows them again, in the same run. */
+export function RepairPipelineRun({ run }: { run: Pick<Run, "run_id" | "state"> }) {
+  const announce = useAnnounce();
+  const refresh = useRefresh();
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  if (!REPAIRABLE.has(run.state)) return null;
+
+  async function repair() {
+    setBusy(true);
+    setError(null);
+    try {
+      const repaired = await call(
+        api.POST("/api/runs/{run_id}/repair", { params: { path: { run_id: run.run_id } }, body: { all_failed: true } }),
+      );
+      const last = repaired.repair_history?.at(-1);
+      announce(`Repair ${last?.number ?? ""} started: ${(last?.steps ?? []).join(", ")} run again`);
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+      void refresh();
+    }
+  }
+
+  return (
+    <div className="actions">
+      <button type="button" onClick={() => void repair()} disabled={busy}>
+        Repair failed steps
+      </button>
+      <ErrorAlert error={error} />
+    </div>
+  );
+}
+
+/** The repairs made to a pipeline run, oldest first. */
+function Repairs({ run }: { run: Run }) {
+  const history = run.repair_history ?? [];
+  if (history.length === 0) return null;
+  return (
+    <ul className="repairs" aria-label="Repairs">
+      {history.map((r) => (
+        <li key={r.number}>
+          Repair {r.number} by {r.by}, {formatInstant(r.at)}: {r.steps.join(", ")}
+        </li>
+      ))}
+    </ul>
+  );
+}
+
 /**
  * A pipeline run's steps: the graph and the table. Read again every 2 s while the run is under
  * way (the list it came from may not be polled), whichever of the two answers is newer shown.
@@ -325,6 +377,8 @@ export function PipelineRun({ run }: { run: Run }) {
       </div>
       {live.isError && <ErrorAlert error={live.error} />}
       <StepsTable steps={steps} now={now} cancellable={!isTerminal(shown.state) && shown.state !== "CANCELLING"} />
+      <Repairs run={shown} />
+      <RepairPipelineRun run={shown} />
     </div>
   );
 }

@@ -117,6 +117,21 @@ def test_a_pipeline_run_shows_its_steps_as_a_graph_and_a_table(page: Any, consol
     expect(page.get_by_role("button", name=re.compile("^Cancel (run|step)"))).to_have_count(0)
     assert axe_violations(page) == []
 
+    # Repair: b and everything downstream of it run again in the same run (b fails again).
+    page.get_by_role("button", name="Repair failed steps").click()
+    expect(page.get_by_role("status")).to_have_text("Repair 1 started: b, d, notify, rollback run again")
+
+    def repaired() -> dict[str, Any] | None:
+        found = s.http.get(f"/api/runs/{run['run_id']}").json()
+        return found if found["repair_history"] and found["state"] in ENDED else None
+
+    again = wait_for("the repaired run to end", repaired, seconds=60)
+    assert again["state"] == "FAILED" and [r["steps"] for r in again["repair_history"]] == [
+        ["b", "d", "notify", "rollback"]
+    ]
+    expect(page.get_by_role("list", name="Repairs")).to_contain_text("Repair 1 by")
+    assert axe_violations(page) == []
+
     # The jobs list's details show the same steps.
     page.goto("/console/")
     page.get_by_role("searchbox", name="Search jobs").fill(job["name"])
