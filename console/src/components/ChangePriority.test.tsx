@@ -1,7 +1,7 @@
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { cleanup, render, screen, waitFor } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 
 import { ChangePriority } from "./ChangePriority";
 import { StatusProvider } from "./Status";
@@ -12,17 +12,6 @@ const problem = (status: number, detail: string, errors: Record<string, string>)
   json(status, { type: "urn:ml-scheduler:problem:x", title: "x", status, detail, errors }, "application/problem+json");
 
 const RUN = { run_id: "01KAB3X9M2Q8Z0C7D5E4F6G1H2_manual-1", priority: "normal" as const };
-
-beforeAll(() => {
-  // jsdom has <dialog> but not its modal methods.
-  HTMLDialogElement.prototype.showModal = function showModal(this: HTMLDialogElement) {
-    this.setAttribute("open", "");
-  };
-  HTMLDialogElement.prototype.close = function close(this: HTMLDialogElement) {
-    this.removeAttribute("open");
-    this.dispatchEvent(new Event("close"));
-  };
-});
 
 afterEach(() => {
   cleanup();

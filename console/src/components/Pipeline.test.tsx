@@ -2,7 +2,7 @@ import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { cleanup, render, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import type { ReactNode } from "react";
-import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 
 import type { Run, Step } from "../api/types";
 import { PipelineRun } from "./Pipeline";
@@ -71,16 +71,6 @@ function stepRun(runId: string, state = "SUCCEEDED") {
     attempts: [{ number: 1, databricks_run_id: id, run_page_url: `https://dbc.example/#run/${id}`, launched_at: T(0), result: null }],
   };
 }
-
-beforeAll(() => {
-  HTMLDialogElement.prototype.showModal = function showModal(this: HTMLDialogElement) {
-    this.setAttribute("open", "");
-  };
-  HTMLDialogElement.prototype.close = function close(this: HTMLDialogElement) {
-    this.removeAttribute("open");
-    this.dispatchEvent(new Event("close"));
-  };
-});
 
 afterEach(() => {
   cleanup();
