@@ -174,7 +174,14 @@ def start(ctx: RunContext, run: Run, etag: str, job: Job, now: datetime) -> Outc
     pipeline = pipeline_of(job)
     assert pipeline is not None
     steps = {step.key: StepRecord() for step in pipeline.steps}
-    running = run.moved(RunState.LAUNCHING, now).moved(RunState.RUNNING, now, reason="", steps=steps)
+    deadline = job.definition.deadline
+    running = run.moved(RunState.LAUNCHING, now).moved(
+        RunState.RUNNING,
+        now,
+        reason="",
+        steps=steps,
+        deadline_at=run.deadline_at or (run.scheduled_for + deadline if deadline else None),
+    )
     try:
         saved = _save(ctx, run, etag, *_plan(running, pipeline, now), now)
     except (ConcurrencyConflict, AlreadyExists):

@@ -372,3 +372,12 @@ def test_a_repair_runs_the_failed_steps_and_what_follows_them_again(table_factor
     assert len(tokens) == len(set(tokens)) == 5  # a, b, c, then b again and d: each once
     with pytest.raises(Conflict):  # it succeeded: nothing to repair
         pipelines.repair(w.s.run_context, job, parent.run_key, None, "Alice")
+
+
+def test_a_pipeline_and_its_steps_carry_the_jobs_deadline(table_factory: TableFactory) -> None:
+    w = world(table_factory, {2: FakeOutcome.HANG})
+    job = pipeline(w, [step("a", 1), step("b", 2, "a")], deadline="PT5M")
+    w.run_until(FIRST + timedelta(minutes=8))
+    parent, children = steps_of(w, job)
+    assert parent.deadline_at == FIRST + timedelta(minutes=5) == children["b"].deadline_at
+    assert parent.deadline_missed_at is not None and children["b"].deadline_missed_at is not None
