@@ -323,6 +323,9 @@ class Workspace:
             error = task.error
         if task.kind == "notebook_task":
             body["notebook_output"] = {"truncated": False}
+            exit_value = (task.spec["notebook_task"].get("base_parameters") or {}).get("exit_value")
+            if exit_value is not None and not failed:  # the emulator's stand-in for dbutils.notebook.exit
+                body["notebook_output"]["result"] = str(exit_value)
         else:
             body["logs"], body["logs_truncated"] = read_logs(task, self._config.max_log_bytes)
         if failed:

@@ -155,6 +155,11 @@ class Databricks(Protocol):
         Cancelling a finished run is not an error; an unknown run is `NotFound`."""
         ...
 
+    def result(self, run_id: int) -> str | None:
+        """The value a one-task run's notebook exited with (`dbutils.notebook.exit`), or None (no
+        notebook, no value, several tasks); `NotFound` if Databricks has no such run."""
+        ...
+
 
 def idempotency_token(run_key: str, attempt: int, job_id: str) -> str:
     """The token of one attempt: `{job_id}-{run_key}-a{attempt}`, hashed to fit Databricks' 64 characters.

@@ -204,6 +204,18 @@ class SdkDatabricks:
         except _CALL_ERRORS as err:
             raise _external(err, "runs/cancel") from err
 
+    def result(self, run_id: int) -> str | None:
+        tasks = self._read(run_id).get("tasks") or []
+        if len(tasks) != 1 or "notebook_task" not in tasks[0]:
+            return None
+        try:
+            output = self._client.jobs.get_run_output(int(tasks[0]["run_id"]))
+        except SdkNotFound as err:
+            raise NotFound(f"databricks run {run_id} not found") from err
+        except _CALL_ERRORS as err:
+            raise _external(err, "runs/get-output") from err
+        return output.notebook_output.result if output.notebook_output else None
+
     def _run_now(self, task: DatabricksJobTask, request: LaunchRequest) -> int:
         # run-now takes no timeout: the job's own settings apply, and the poll enforces ours.
         parameters = {k: fill_placeholders(v, request.context) for k, v in task.parameters.items()}

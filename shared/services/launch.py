@@ -182,7 +182,7 @@ class Launcher:
         ctx = self.ctx
         launched_at = ctx.clock.now()
         try:
-            launched = ctx.databricks.launch(_request(run, job, attempt, pipelines.references(ctx, run)))
+            launched = ctx.databricks.launch(_request(run, job, attempt, pipelines.references(ctx, run, job)))
         except ExternalError as err:
             if err.retryable:
                 raise  # the handler defers the message; the same token re-attaches

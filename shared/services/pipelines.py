@@ -21,7 +21,9 @@ per attempt of that key, by idempotency token, like any run.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
@@ -42,6 +44,7 @@ from shared.services.run_context import Outcome, RunContext
 from shared.telemetry import metrics
 
 log = logging.getLogger(__name__)
+_RESULT = re.compile(r"\{\{\s*steps\.([A-Za-z0-9][A-Za-z0-9_-]*)\.result\s*\}\}")
 
 FIRST_WRITE = 40  # step runs inserted with the parent's write (2 rows each; a transaction holds 100)
 _ENDS = {
@@ -69,17 +72,33 @@ def step_settings(job: Job, run: Run) -> tuple[Task, RetryPolicy, timedelta | No
     return step.task, step.retry or job.definition.retry, step.timeout or job.definition.timeout
 
 
-def references(ctx: RunContext, run: Run) -> dict[str, str]:
+def references(ctx: RunContext, run: Run, job: Job) -> dict[str, str]:
     """What a pipeline step's parameters may refer to: `{{steps.<key>.databricks_run_id}}` of every
-    step of its pipeline run that has started in Databricks (one query; nothing for other runs)."""
+    step of its pipeline run that has started in Databricks (one query; nothing for other runs),
+    and `{{steps.<key>.result}}`, the value a succeeded notebook step exited with, read from
+    Databricks only for the steps this step's parameters name."""
     if run.parent is None:
         return {}
-    siblings = ctx.run_repository.children(run.shard, run.tenant, run.job_id, run.parent)
-    return {
-        f"steps.{sibling.step}.databricks_run_id": str(sibling.databricks_run_id)
-        for sibling, _ in siblings
-        if sibling.step and sibling.databricks_run_id is not None
+    latest = {
+        s.step: s for s, _ in ctx.run_repository.children(run.shard, run.tenant, run.job_id, run.parent)
     }
+    found = {
+        f"steps.{key}.databricks_run_id": str(sibling.databricks_run_id)
+        for key, sibling in latest.items()
+        if key and sibling.databricks_run_id is not None
+    }
+    text = json.dumps(step_settings(job, run)[0].model_dump(mode="json"))
+    for key in set(_RESULT.findall(text)):
+        sibling = latest.get(key)
+        dbx = sibling.databricks_run_of(sibling.attempt) if sibling else None
+        if sibling is not None and sibling.state is RunState.SUCCEEDED and dbx is not None:
+            try:
+                value = ctx.databricks.result(dbx)
+            except NotFound:
+                value = None  # the run is gone from Databricks: the reference stays as written
+            if value is not None:
+                found[f"steps.{key}.result"] = value
+    return found
 
 
 def child_key(parent: Run, step: str, repair: int = 0) -> str:

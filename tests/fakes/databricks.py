@@ -31,10 +31,10 @@ from shared.adapters.databricks import (
 )
 from shared.domain.clock import Clock, SystemClock
 from shared.domain.errors import ExternalError, NotFound, SchedulerError
-from shared.domain.job import DatabricksJobTask
+from shared.domain.job import DatabricksJobTask, DatabricksRunTask
 from shared.domain.run import FailureKind
 
-Method = Literal["launch", "get_run", "cancel"]
+Method = Literal["launch", "get_run", "cancel", "result"]
 
 # Plausible legacy states for each phase, so a RunStatus from the fake looks like one from Databricks.
 _LEGACY: dict[Phase, tuple[str, str | None]] = {
@@ -135,6 +135,19 @@ class FakeDatabricks:
             run = self._run(run_id)
             if not run.status.is_terminal:
                 self._end(run, _CANCELLED_BY_USER)
+
+    def result(self, run_id: int) -> str | None:
+        """A notebook run's exit value: its `exit_value` widget, as the emulator plays it."""
+        with self._lock:
+            self._call("result")
+            run = self._run(run_id)
+            task = run.request.task
+            if not isinstance(task, DatabricksRunTask) or task.notebook_path is None:
+                return None
+            if not isinstance(task.parameters, dict) or run.status.phase is not Phase.SUCCEEDED:
+                return None
+            value = task.parameters.get("exit_value")
+            return fill_placeholders(value, run.request.context) if value is not None else None
 
     # --- scripting ------------------------------------------------------------------------------------
 

@@ -308,6 +308,25 @@ def test_a_python_file_run_goes_through_its_phases_and_succeeds(driver: Driver) 
     assert driver.sent_parameters(launched.run_id) == ["--day=2026-06-01", "--tenant=team-a"]
 
 
+def test_a_notebook_run_gives_the_value_it_exited_with(driver: Driver) -> None:
+    """`result`: a one-task notebook run's exit value (the emulator and the fake play
+    `dbutils.notebook.exit` with the notebook's `exit_value` widget); None for other runs."""
+    notebook = DatabricksRunTask(
+        kind="databricks_run",
+        notebook_path="/Workspace/Users/me/evaluate",
+        parameters={"exit_value": "auc-{{scheduled_date}}"},
+        existing_cluster_id="0601-120000-abcd",
+    )
+    launched = driver.port.launch(request(notebook))
+    assert poll(driver.port, launched.run_id)[-1].phase is Phase.SUCCEEDED
+    assert driver.port.result(launched.run_id) == "auc-2026-06-01"
+    plain = driver.port.launch(request(driver.python_task("succeed"), attempt=2))
+    poll(driver.port, plain.run_id)
+    assert driver.port.result(plain.run_id) is None
+    with pytest.raises(NotFound):
+        driver.port.result(UNKNOWN_RUN)
+
+
 # --- the contract: how runs end -------------------------------------------------------------------------
 
 

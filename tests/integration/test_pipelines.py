@@ -381,3 +381,28 @@ def test_a_pipeline_and_its_steps_carry_the_jobs_deadline(table_factory: TableFa
     parent, children = steps_of(w, job)
     assert parent.deadline_at == FIRST + timedelta(minutes=5) == children["b"].deadline_at
     assert parent.deadline_missed_at is not None and children["b"].deadline_missed_at is not None
+
+
+def test_a_step_gets_the_value_an_earlier_notebook_step_exited_with(table_factory: TableFactory) -> None:
+    w = world(table_factory)
+    evaluate = {
+        "key": "evaluate",
+        "task": {
+            "kind": "databricks_run",
+            "notebook_path": "/Workspace/evaluate",
+            "parameters": {"exit_value": "auc=0.93"},  # what the fake (like the emulator) exits with
+            "existing_cluster_id": "c",
+        },
+    }
+    store = {
+        **step("store", 2, "evaluate"),
+        "task": {
+            "kind": "databricks_job",
+            "job_id": 2,
+            "parameters": {"metric": "{{steps.evaluate.result}}"},
+        },
+    }
+    job = pipeline(w, [evaluate, store])
+    w.run_until(FIRST + timedelta(minutes=15))
+    _, children = steps_of(w, job)
+    assert w.fake.runs[children["store"].databricks_run_id or 0].parameters == {"metric": "auc=0.93"}
