@@ -176,9 +176,12 @@ def schedule_job(
     response.headers["Location"] = f"/api/jobs/{job.id}"
     response.headers["ETag"] = f'"v{job.version}"'
     when = job.next_fire_at.isoformat().replace("+00:00", "Z") if job.next_fire_at else "never"
+    message = f"Job '{definition.name}' scheduled; next run at {when}"
+    if definition.schedule is None:
+        message = f"Job '{definition.name}' created; it runs when its triggers fire"
     return ScheduledOut(
         job_id=job.id,
-        message=f"Job '{definition.name}' scheduled; next run at {when}",
+        message=message,
         status=job.status,
         next_fire_at=job.next_fire_at,
         job=JobOut.of(job),
@@ -217,9 +220,10 @@ def list_jobs(
 )
 def get_job(job_id: JobId, ctx: Ctx, response: Response) -> JobOut:
     """The job: its definition (what PUT takes) and its state. A cancelled job stays readable."""
-    job = ctx.services.job_service.get(ctx.job_tenant(job_id), job_id)
+    tenant = ctx.job_tenant(job_id)
+    job = ctx.services.job_service.get(tenant, job_id)
     response.headers["ETag"] = f'"v{job.version}"'
-    return JobOut.of(job)
+    return JobOut.of(job, ctx.services.job_repository.dependents(tenant, job_id))
 
 
 @router.put(

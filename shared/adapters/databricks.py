@@ -200,10 +200,12 @@ def placeholder_context(
     }
 
 
-# Our names: plain ones, and the dotted references `run.*` and `steps.<key>.*` (Databricks' own
+# Our names: plain ones, and the dotted references `run.*`, `steps.<key>.*` and `trigger.*` (an
+# `after` run's upstream runs: `trigger.runs`, `trigger.<job id>.run_id`; Databricks' own
 # dotted references, `job.*`, `task.*`, `tasks.*`, never match and reach it untouched).
 _PLACEHOLDER = re.compile(
-    r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*|run\.[A-Za-z_]+|steps\.[A-Za-z0-9][A-Za-z0-9_-]*\.[A-Za-z_]+)\s*\}\}"
+    r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*|(?:run|trigger)\.[A-Za-z_]+"
+    r"|(?:steps|trigger)\.[A-Za-z0-9][A-Za-z0-9_-]*\.[A-Za-z_]+)\s*\}\}"
 )
 
 

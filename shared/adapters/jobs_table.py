@@ -22,6 +22,7 @@ Row keys in a tenant partition:
     {job id}                                   the job (ULIDs sort before "~")
     ~i{sort code}~{sort key}{job id}           index rows, e.g. ~in+~6e69676874...!01J...
     ~a~{job id}~{999999999 - revision}         audit rows, newest first
+    ~d~{upstream job id}~{job id}              the job waits for the upstream job (an `after` trigger)
 
 and, in partition `~tenants`, one row per tenant that ever had a job.
 """
@@ -42,7 +43,7 @@ from typing import Any, TypeVar
 from shared.adapters.row_schema import JOB_VERSION, known, upgraded
 from shared.adapters.table import MAX_BATCH, Row, Table, Value, Write
 from shared.domain.errors import AlreadyExists, ConcurrencyConflict, InvalidInput, NotFound
-from shared.domain.job import AuditEntry, Job, JobDefinition, JobSummary
+from shared.domain.job import AuditEntry, Job, JobDefinition, JobStatus, JobSummary
 from shared.services.ports import JobQuery, Page
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,8 @@ _HOT_COLUMNS = [*_HOT, "next_fire_dst"]
 
 def _summary_props(s: JobSummary) -> dict[str, Value]:
     data = s.model_dump(mode="json", exclude_none=True, exclude=set(_HOT))
-    data["schedule"] = json.dumps(data["schedule"], separators=(",", ":"))
+    if "schedule" in data:
+        data["schedule"] = json.dumps(data["schedule"], separators=(",", ":"))
     data["tags"] = json.dumps(data["tags"], separators=(",", ":"))
     data.update({tag_property(tag): True for tag in s.tags})
     return data
@@ -153,7 +155,8 @@ def _summary_props(s: JobSummary) -> dict[str, Value]:
 
 def _summary(row: Row, hot: Mapping[str, Value] | None = None) -> JobSummary:
     data: dict[str, Any] = {k: v for k, v in row.data.items() if not k.startswith("t_")}
-    data["schedule"] = json.loads(str(data["schedule"]))
+    if data.get("schedule"):
+        data["schedule"] = json.loads(str(data["schedule"]))
     data["tags"] = json.loads(str(data["tags"]))
     data.update({k: v for k, v in (hot or {}).items() if k in _HOT})
     return JobSummary.model_validate(known(JobSummary, data))
@@ -205,7 +208,15 @@ def job_from_row(row: Row) -> Job:
 def _index_rows(job: Job) -> dict[str, dict[str, Value]]:
     summary = JobSummary.of(job)
     props = _summary_props(summary)
-    return {f"~i{sort.code}~{sort.key(summary)}{job.id}": props for sort in SORTS.values()}
+    rows = {f"~i{sort.code}~{sort.key(summary)}{job.id}": props for sort in SORTS.values()}
+    if job.status is not JobStatus.CANCELLED:  # a cancelled job waits for nothing
+        rows.update(
+            {f"{_DEPENDS}{up}~{job.id}": {"dependent": job.id} for up in job.definition.upstream_jobs}
+        )
+    return rows
+
+
+_DEPENDS = "~d~"
 
 
 def _save_writes(before: Job, etag: str, after: Job, audit: AuditEntry | None) -> list[Write]:
@@ -275,6 +286,19 @@ class JobsTable:
             # A new id is never taken: this is our own write, retried after its answer was lost,
             # and the transaction wrote all of it.
             log.info("a job insert had landed before its retry", extra={"job_id": job.id})
+
+    def dependents(self, tenant: str, job_id: str) -> list[str]:
+        """The jobs whose `after` triggers name `job_id` (one range query)."""
+        prefix = f"{_DEPENDS}{job_id}~"
+        return [
+            row.rk[len(prefix) :]
+            for row in self.table.query(tenant, rk_ge=prefix, rk_lt=prefix + "~", select=[])
+        ]
+
+    def dependencies(self, tenant: str) -> list[tuple[str, str]]:
+        """Every (upstream, dependent) pair of the tenant's `after` triggers (one range query)."""
+        rows = self.table.query(tenant, rk_ge=_DEPENDS, rk_lt=_DEPENDS + "~", select=[])
+        return [tuple(row.rk[len(_DEPENDS) :].split("~", 1)) for row in rows]  # type: ignore[misc]
 
     def tenants(self) -> list[str]:
         return [row.rk for row in self.table.query(_TENANTS, select=[])]

@@ -38,7 +38,7 @@ from shared.services.ports import DueEntry, Page, WatchHint
 log = logging.getLogger(__name__)
 
 _MAX_MS = 10**13 - 1
-_JSON_FIELDS = ("transitions", "attempts", "intent", "steps", "repair_history")
+_JSON_FIELDS = ("transitions", "attempts", "intent", "steps", "repair_history", "cause")
 _NOT_STORED = ("tenant", "job_id", "shard", *_JSON_FIELDS)
 
 
@@ -256,6 +256,25 @@ class RunsTable:
             # The old hint was already gone (removed by hand, or a crash in older code): keep the rest.
             log.warning("run %s had lost its watch hint", after.id, extra={"job_id": after.job_id})
             return self.table.write(after.shard, [run_write, *[w for w in hints if w.kind != "delete"]])[0]
+
+    def claims(self, shard: str, tenant: str, job_id: str, since: datetime) -> set[str]:
+        """The upstream runs (ids) the job's `after` runs have used, of those that ended since `since`."""
+        prefix = f"k~{tenant}~{job_id}~"
+        rows = self.table.query(shard, rk_ge=f"{prefix}{epoch_ms(since):013d}", rk_lt=prefix + "~", select=[])
+        return {row.rk.rsplit("~", 1)[1] for row in rows}
+
+    def add_claiming(self, run: Run, used: Sequence[tuple[datetime, str]]) -> bool:
+        """Insert `run` with one claim row per upstream run it uses (ended at, run id), in one
+        transaction: False (nothing written) if the run exists or one of them is claimed already."""
+        writes = [Write("insert", _run_rk(run.tenant, run.job_id, run.run_key), _props(run))]
+        writes += _hint_writes(None, run)
+        prefix = f"k~{run.tenant}~{run.job_id}~"
+        writes += [Write("insert", f"{prefix}{epoch_ms(at):013d}~{run_id}") for at, run_id in used]
+        try:
+            self.table.write(run.shard, writes)
+            return True
+        except AlreadyExists:
+            return False
 
     def save_family(self, before: Run, etag: str, after: Run, children: Sequence[Run]) -> str:
         """Save a pipeline run (as `save`) and insert its new steps' runs with their hints, in one

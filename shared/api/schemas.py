@@ -69,11 +69,16 @@ class JobOut(JobDefinition):
     updated_at: datetime
     updated_by: Actor
 
+    waited_on_by: list[str] | None = Field(
+        None, description="The jobs whose `after` triggers wait for this one (GET /api/jobs/{job_id} only)."
+    )
+
     @classmethod
-    def of(cls, job: Job) -> JobOut:
+    def of(cls, job: Job, waited_on_by: list[str] | None = None) -> JobOut:
         return cls.model_validate(
             {
                 **job.definition.model_dump(),
+                "waited_on_by": waited_on_by,
                 "job_id": job.id,
                 "tenant": job.tenant,
                 "status": job.status,
@@ -207,6 +212,9 @@ class RunOut(BaseModel):
         None, description="Set when it was found unfinished at its deadline, or ended after it."
     )
     admitted_at: datetime | None = Field(None, description="When its pool gave it a slot.")
+    cause: dict[str, str] | None = Field(
+        None, description="An `after` run: the upstream runs that started it (run id by job id)."
+    )
     steps: list[StepOut] | None = Field(
         None, description="A pipeline run: its steps, in the pipeline's order."
     )

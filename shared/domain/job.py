@@ -234,6 +234,34 @@ class PipelineTask(BaseModel):
 
 JobTask = Annotated[DatabricksJobTask | DatabricksRunTask | PipelineTask, Field(discriminator="kind")]
 
+
+class AfterCondition(StrEnum):
+    ALL_SUCCEEDED = "all_succeeded"  # every upstream job has a new successful run
+    ANY_SUCCEEDED = "any_succeeded"  # one has
+    ALL_DONE = "all_done"  # every upstream job has a new run that ended, however
+
+
+JobRef = Annotated[str, StringConstraints(pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$")]
+
+
+class AfterTrigger(BaseModel):
+    """Run the job when runs of other jobs (of the same tenant) have ended as `condition` says,
+    all within `within` of each other's end; once per set of upstream runs, never reusing one."""
+
+    model_config = _Frozen
+    kind: Literal["after"]
+    jobs: Annotated[list[JobRef], Field(min_length=1, max_length=20)]
+    condition: AfterCondition = AfterCondition.ALL_SUCCEEDED
+    within: timedelta = Field(timedelta(hours=12), ge=timedelta(minutes=1), le=timedelta(days=7))
+
+    @field_validator("jobs")
+    @classmethod
+    def _unique(cls, jobs: list[str]) -> list[str]:
+        if len(set(jobs)) != len(jobs):
+            raise ValueError("a job appears twice in 'jobs'")
+        return jobs
+
+
 DEFAULT_POOL = "default"
 MAX_SLOTS = 1000
 PoolName = Annotated[
@@ -257,7 +285,12 @@ class JobDefinition(BaseModel):
     job_type: JobType
     description: str = Field("", max_length=2000)
     task: JobTask
-    schedule: ScheduleSpec
+    schedule: ScheduleSpec | None = Field(
+        None, description="When it runs; may be left out when `triggers` say when instead."
+    )
+    triggers: Annotated[list[AfterTrigger], Field(max_length=5)] = Field(
+        default_factory=list, description="Run when other jobs' runs end (`after`)."
+    )
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     timeout: timedelta | None = Field(
         None, ge=timedelta(seconds=10), le=timedelta(days=7), description="ISO-8601 duration, e.g. PT2H."
@@ -281,6 +314,16 @@ class JobDefinition(BaseModel):
     @classmethod
     def _dedupe(cls, tags: list[str]) -> list[str]:
         return list(dict.fromkeys(tags))
+
+    @model_validator(mode="after")
+    def _runs_somehow(self) -> Self:
+        if self.schedule is None and not self.triggers:
+            raise ValueError("give a 'schedule', 'triggers', or both")
+        return self
+
+    @property
+    def upstream_jobs(self) -> list[str]:
+        return [job for trigger in self.triggers for job in trigger.jobs]
 
 
 class Actor(BaseModel):
@@ -321,13 +364,13 @@ class Job(BaseModel):
         now: datetime,
         shard: str = "",
     ) -> Job:
-        fire = definition.schedule.next_fire(now)
+        fire = definition.schedule.next_fire(now) if definition.schedule else None
         return cls(
             id=job_id,
             tenant=tenant,
             shard=shard,
             definition=definition,
-            status=JobStatus.ACTIVE if fire else JobStatus.COMPLETED,
+            status=JobStatus.ACTIVE if fire or definition.schedule is None else JobStatus.COMPLETED,
             next_fire_at=fire.at if fire else None,
             next_fire_dst=fire.dst if fire else None,
             created_at=now,
@@ -345,8 +388,8 @@ class Job(BaseModel):
             update={"revision": self.revision + 1, "updated_at": now, "updated_by": actor, **fields}
         )
 
-    def _scheduled_from(self, schedule: ScheduleSpec, now: datetime) -> dict[str, object]:
-        fire: FireTime | None = schedule.next_fire(now)
+    def _scheduled_from(self, schedule: ScheduleSpec | None, now: datetime) -> dict[str, object]:
+        fire: FireTime | None = schedule.next_fire(now) if schedule else None
         return {
             "next_fire_at": fire.at if fire else None,
             "next_fire_dst": fire.dst if fire else None,
@@ -358,9 +401,10 @@ class Job(BaseModel):
             raise IllegalTransition(f"job {self.id} is cancelled and can no longer be edited")
         fields = self._scheduled_from(definition.schedule, now)
         status = self.status
-        if status is JobStatus.COMPLETED and fields["next_fire_at"] is not None:
+        runs_again = fields["next_fire_at"] is not None or definition.schedule is None
+        if status is JobStatus.COMPLETED and runs_again:
             status = JobStatus.ACTIVE  # a finished schedule given new fire times comes back to life
-        elif status is JobStatus.ACTIVE and fields["next_fire_at"] is None:
+        elif status is JobStatus.ACTIVE and not runs_again:
             status = JobStatus.COMPLETED
         return self._changed(
             actor, now, definition=definition, version=self.version + 1, status=status, **fields
@@ -376,7 +420,8 @@ class Job(BaseModel):
         if self.status is not JobStatus.PAUSED:
             raise IllegalTransition(f"only a PAUSED job can be resumed; job {self.id} is {self.status}")
         fields = self._scheduled_from(self.definition.schedule, now)
-        status = JobStatus.ACTIVE if fields["next_fire_at"] is not None else JobStatus.COMPLETED
+        runs_again = fields["next_fire_at"] is not None or self.definition.schedule is None
+        status = JobStatus.ACTIVE if runs_again else JobStatus.COMPLETED
         return self._changed(actor, now, status=status, **fields)
 
     def cancelled(self, actor: Actor, now: datetime) -> Job:
@@ -393,7 +438,8 @@ class Job(BaseModel):
         if self.last_run_at is not None and self.last_run_at > scheduled_for:
             return self
         update: dict[str, object] = {"last_run_state": run_state, "last_run_at": scheduled_for}
-        if run_state.is_terminal and self.status is JobStatus.ACTIVE and self.next_fire_at is None:
+        scheduled_out = self.next_fire_at is None and self.definition.schedule is not None
+        if run_state.is_terminal and self.status is JobStatus.ACTIVE and scheduled_out:
             update["status"] = JobStatus.COMPLETED
         return self.model_copy(update=update)
 
@@ -420,7 +466,7 @@ class JobSummary(BaseModel):
     name: str
     job_type: JobType
     description: str = ""
-    schedule: ScheduleSpec
+    schedule: ScheduleSpec | None = None
     status: JobStatus
     priority: Priority
     tags: list[str]

@@ -127,6 +127,7 @@ class Trigger(StrEnum):
     MANUAL = "manual"
     RETRY = "retry"
     BACKFILL = "backfill"
+    AFTER = "after"  # other jobs' runs ended as its `after` trigger asks
 
 
 class SkipReason(StrEnum):
@@ -219,6 +220,9 @@ def run_key_time(run_key: str) -> datetime:
         return datetime.fromtimestamp(int(value) / 1000, UTC)
     if kind == "m" and is_id(value):
         return id_time(value)
+    ms, _, digest = value.partition("-")
+    if kind == "a" and ms.isdigit() and digest:  # `a-{ms}-{hash}`: an `after` run, at its newest cause
+        return datetime.fromtimestamp(int(ms) / 1000, UTC)
     raise NotFound(f"run {run_key} not found")
 
 
@@ -294,6 +298,9 @@ class Run(BaseModel):
     admitted_at: datetime | None = Field(None, description="When its pool gave it a slot.")
     deadline_missed_at: datetime | None = Field(
         None, description="When it was found unfinished at its deadline, or ended after it."
+    )
+    cause: dict[str, str] | None = Field(
+        None, description="An `after` run: the upstream runs that started it, by job id."
     )
     parent: str | None = Field(None, description="A pipeline step's run: the run key of its pipeline run.")
     step: str | None = Field(None, description="A pipeline step's run: its step key.")

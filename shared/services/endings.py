@@ -21,7 +21,7 @@ from shared.domain.run import (
     Run,
     RunState,
 )
-from shared.services import admission
+from shared.services import admission, dependents
 from shared.services.conflicts import until_saved
 from shared.services.messages import launch_id, launch_intent
 from shared.services.run_context import Outcome, RunContext
@@ -137,6 +137,7 @@ def after_end(ctx: RunContext, ended: Run, now: datetime, known: JobRead = None)
     job = note_on_job(ctx, ended, known)
     if job is not None and job.definition.overlap is OverlapPolicy.BUFFER_ONE:
         release_buffered(ctx, ended, now)
+    dependents.on_end(ctx, ended, now)  # jobs waiting for this one
 
 
 def note_on_job(ctx: RunContext, run: Run, known: JobRead = None) -> Job | None:

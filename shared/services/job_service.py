@@ -15,11 +15,12 @@ from datetime import datetime
 
 from shared.domain.audit import audit_entry
 from shared.domain.clock import Clock
-from shared.domain.errors import InvalidSchedule, PreconditionFailed
+from shared.domain.errors import InvalidInput, InvalidSchedule, NotFound, PreconditionFailed
 from shared.domain.ids import new_id
 from shared.domain.job import Actor, AuditEntry, Job, JobDefinition, JobStatus, JobSummary
 from shared.domain.run import Run
 from shared.domain.schedule import FireTime, ScheduleSpec
+from shared.services import dependents
 from shared.services.conflicts import until_saved
 from shared.services.ports import DueIndex, JobQuery, JobRepository, Page, RunRepository
 
@@ -51,6 +52,7 @@ class JobService:
     def create(self, tenant: str, actor: Actor, definition: JobDefinition) -> Job:
         now = self.clock.now()
         job_id = new_id(now)
+        self._check_triggers(tenant, job_id, definition)
         job = Job.new(
             job_id=job_id,
             tenant=tenant,
@@ -59,7 +61,7 @@ class JobService:
             now=now,
             shard=self.due_index.new_shard(job_id),
         )
-        if job.next_fire_at is None:
+        if job.next_fire_at is None and definition.schedule is not None:
             raise _no_fire_time(definition.schedule, now)
         entry = self.due_index.entry(job)
         if entry is not None:
@@ -115,8 +117,9 @@ class JobService:
                     f"job {job_id} is at version {job.version}, not {expected_version}: "
                     "read it again and re-apply your change"
                 )
+            self._check_triggers(tenant, job_id, definition)
             edited = job.edited(definition, actor, now)
-            if edited.next_fire_at is None:
+            if edited.next_fire_at is None and definition.schedule is not None:
                 raise _no_fire_time(definition.schedule, now)
             return edited
 
@@ -134,6 +137,28 @@ class JobService:
         if job.status is JobStatus.CANCELLED:
             return job
         return self._change(tenant, job_id, actor, "cancel", lambda job, now: job.cancelled(actor, now))
+
+    def _check_triggers(self, tenant: str, job_id: str, definition: JobDefinition) -> None:
+        """The jobs an `after` trigger names exist in the tenant, and waiting for them closes no
+        cycle (a job that, through others, would wait for itself): else a 422."""
+        upstream = definition.upstream_jobs
+        if not upstream:
+            return
+        if job_id in upstream:
+            raise InvalidInput("a job cannot wait for itself", errors={"triggers": "waits for itself"})
+        for other in upstream:
+            try:
+                self.repository.get(tenant, other)
+            except NotFound:
+                raise InvalidInput(
+                    f"no job {other} in this tenant", errors={"triggers": f"no job {other}"}
+                ) from None
+        loop = dependents.cycle(self.repository.dependencies(tenant), job_id, upstream)
+        if loop:
+            raise InvalidInput(
+                "these jobs would wait for each other: " + " -> ".join(loop),
+                errors={"triggers": "a cycle: " + " -> ".join(loop)},
+            )
 
     def preview(self, spec: ScheduleSpec, count: int) -> list[FireTime]:
         """The next `count` fire times from now, or from `start_at` when that is later."""

@@ -303,9 +303,12 @@ def _request(run: Run, job: Job, attempt: int, references: Mapping[str, str] | N
         job_id=run.job_id,
         attempt=attempt,
         tenant=run.tenant,
-        zone=zone(job.definition.schedule.timezone),
+        zone=zone(job.definition.schedule.timezone if job.definition.schedule else "UTC"),
     )
     context.update(references or {})
+    if run.cause:  # an `after` run: the upstream runs that started it
+        context["trigger.runs"] = ",".join(sorted(run.cause.values()))
+        context.update({f"trigger.{job_id}.run_id": rid for job_id, rid in run.cause.items()})
     task, _, timeout = pipelines.step_settings(job, run)
     return LaunchRequest(
         task=task,

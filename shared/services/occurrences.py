@@ -30,6 +30,8 @@ class Plan:
 def plan_occurrences(job: Job, now: datetime, horizon: datetime, shard: str, watch: WatchPolicy) -> Plan:
     """Occurrences from the next fire time up to the horizon, with the misfire policy applied."""
     spec = job.definition.schedule
+    if spec is None:  # triggered only: the tick has nothing to fire (a stale due row)
+        return Plan([], None, None)
     paused = job.status is JobStatus.PAUSED
     limit = now if paused else horizon  # a paused job records a skip only once the time has passed
     policy = job.definition.misfire
@@ -72,11 +74,12 @@ def catch_up_bounds(job: Job, now: datetime) -> CatchUpBounds:
     """Where the catch-up window starts, and the earliest of the last CATCH_UP_CAP missed times in it."""
     window_start = now - job.definition.catch_up_window
     recent: deque[datetime] = deque(maxlen=CATCH_UP_CAP)
-    fire = job.definition.schedule.next_fire(window_start - timedelta(microseconds=1))
+    spec = job.definition.schedule
+    fire = spec.next_fire(window_start - timedelta(microseconds=1)) if spec else None
     steps = 0
-    while fire is not None and fire.at < now - MISFIRE_GRACE and steps < 20_000:
+    while spec is not None and fire is not None and fire.at < now - MISFIRE_GRACE and steps < 20_000:
         recent.append(fire.at)
-        fire = job.definition.schedule.next_fire(fire.at)
+        fire = spec.next_fire(fire.at)
         steps += 1
     floor = recent[0] if len(recent) == CATCH_UP_CAP else window_start
     return CatchUpBounds(window_start, floor)
@@ -86,7 +89,8 @@ def advanced(job: Job, plan: Plan, recorded: list[Run]) -> Job:
     """The job after this fire: next fire time moved on, the newest occurrence noted."""
     update: dict[str, object] = {"next_fire_at": plan.next_fire, "next_fire_dst": plan.next_dst}
     live = any(not r.state.is_terminal for r in recorded)
-    if plan.next_fire is None and job.status is JobStatus.ACTIVE and not live:
+    scheduled = job.definition.schedule is not None
+    if plan.next_fire is None and job.status is JobStatus.ACTIVE and not live and scheduled:
         update["status"] = JobStatus.COMPLETED  # else the end of its last run completes it
     if recorded:
         newest = max(recorded, key=lambda r: r.scheduled_for)

@@ -105,6 +105,14 @@ class JobRepository(Protocol):
         """Every tenant that has ever had a job."""
         ...
 
+    def dependents(self, tenant: str, job_id: str) -> list[str]:
+        """The jobs whose `after` triggers name `job_id`."""
+        ...
+
+    def dependencies(self, tenant: str) -> list[tuple[str, str]]:
+        """Every (upstream, dependent) pair of the tenant's `after` triggers."""
+        ...
+
 
 class RunRepository(Protocol):
     def get(self, shard: str, tenant: str, job_id: str, run_key: str) -> tuple[Run, str]: ...
@@ -138,6 +146,14 @@ class RunRepository(Protocol):
 
     def save(self, before: Run, etag: str, after: Run) -> str:
         """Replace the run if unchanged since read, moving its hint with it; the new ETag."""
+        ...
+
+    def claims(self, shard: str, tenant: str, job_id: str, since: datetime) -> set[str]:
+        """The upstream runs the job's `after` runs have used, of those that ended since `since`."""
+        ...
+
+    def add_claiming(self, run: Run, used: Sequence[tuple[datetime, str]]) -> bool:
+        """Insert `run` and claim the upstream runs it uses, atomically; False if either exists."""
         ...
 
     def save_family(self, before: Run, etag: str, after: Run, children: Sequence[Run]) -> str:

@@ -34,6 +34,7 @@ class WatchReport:
     given_up: int = 0
     dead_letters: int = 0
     leases_freed: int = 0
+    after_runs: int = 0  # runs of dependent jobs the watchdog started (their upstream end went unheard)
     errors: int = 0
 
 

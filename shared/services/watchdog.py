@@ -29,7 +29,7 @@ from datetime import datetime
 from shared.adapters.queue import DeadLetter, DeadLetters
 from shared.domain.errors import Conflict, ExternalError, InvalidInput, NotFound
 from shared.domain.policies import WatchAction, watch_action
-from shared.services import admission
+from shared.services import admission, dependents
 from shared.services.messages import RunRef
 from shared.services.ports import WatchHint
 from shared.services.repairs import Repairs, WatchReport
@@ -145,6 +145,7 @@ class Watchdog:
         for tenant in tenants:
             try:
                 report.due_rows_restored += self._restore_tenant(tenant, before)
+                report.after_runs += dependents.check_all(ctx, tenant, now)
             except ExternalError as err:
                 report.errors += 1
                 log.warning("could not check the due rows of tenant %s: %s", tenant, err.detail)

@@ -56,8 +56,54 @@ export function Policies({ job }: { job: Job }) {
       </dd>
       <dt>Deadline</dt>
       <dd>{job.deadline ? `${inWords(job.deadline)} after the scheduled time` : "none"}</dd>
+      <dt>Waits for</dt>
+      <dd>
+        {(job.triggers ?? []).length === 0
+          ? "no other job"
+          : (job.triggers ?? []).map((t, i) => (
+              <div key={i}>
+                {CONDITION[t.condition ?? "all_succeeded"]}, within {inWords(t.within ?? "PT12H")}:{" "}
+                {t.jobs.map((id, k) => (
+                  <span key={id}>
+                    {k > 0 && ", "}
+                    <JobLink id={id} />
+                  </span>
+                ))}
+              </div>
+            ))}
+      </dd>
+      {job.waited_on_by && (
+        <>
+          <dt>Waited on by</dt>
+          <dd>
+            {job.waited_on_by.length === 0
+              ? "no other job"
+              : job.waited_on_by.map((id, k) => (
+                  <span key={id}>
+                    {k > 0 && ", "}
+                    <JobLink id={id} />
+                  </span>
+                ))}
+          </dd>
+        </>
+      )}
     </dl>
   );
+}
+
+const CONDITION: Record<string, string> = {
+  all_succeeded: "when all have succeeded",
+  any_succeeded: "when any has succeeded",
+  all_done: "when all have ended",
+};
+
+/** A link to another job, by its name once known (the job is read once and cached). */
+function JobLink({ id }: { id: string }) {
+  const job = useQuery({
+    queryKey: ["job", id],
+    queryFn: () => call(api.GET("/api/jobs/{job_id}", { params: { path: { job_id: id } } })),
+  });
+  return <Link to={`/jobs/${id}`}>{job.data?.name ?? id}</Link>;
 }
 
 /** A job's details in place (the jobs table's expanded row). */
@@ -78,7 +124,7 @@ export function JobDetails({ jobId }: { jobId: string }) {
       <div className="details-grid">
         <div>
           <Policies job={data} />
-          {data.status !== "CANCELLED" && data.status !== "COMPLETED" && <FireTimes spec={data.schedule} />}
+          {data.schedule && data.status !== "CANCELLED" && data.status !== "COMPLETED" && <FireTimes spec={data.schedule} />}
         </div>
         <div>
           <h3>Recent runs</h3>

@@ -237,6 +237,12 @@ export function JobForm({ initial, submitLabel, onSubmit }: Props) {
       <fieldset>
         <legend>Schedule</legend>
         {errors.schedule && <div className="field-error">{errors.schedule}</div>}
+        {(form.triggerCount ?? 0) > 0 && (
+          <label className="check">
+            <input type="checkbox" checked={!form.scheduleless} onChange={(e) => set("scheduleless", !e.target.checked)} />
+            Also on a schedule (it runs after other jobs in any case)
+          </label>
+        )}
         <div role="radiogroup" aria-label="Schedule kind" className="radios">
           {(
             [

@@ -19,7 +19,8 @@ export function readCron(expression: string): Reading {
 }
 
 /** A schedule in words, for the jobs table and the details. */
-export function scheduleInWords(spec: ScheduleSpec): string {
+export function scheduleInWords(spec: ScheduleSpec | null | undefined): string {
+  if (!spec) return "No schedule: runs after other jobs";
   const zone = spec.timezone || "UTC";
   if (spec.cron) {
     const reading = readCron(spec.cron);

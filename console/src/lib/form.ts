@@ -15,6 +15,10 @@ export interface Pair {
 export interface FormState {
   /** A pipeline job's task, kept as it is: the form edits everything but its steps. */
   pipeline?: Extract<Job["task"], { kind: "pipeline" }>;
+  /** A job without a schedule (it runs when its `after` triggers fire): the form keeps it so. */
+  scheduleless?: boolean;
+  /** How many `after` triggers the job has (kept as they are; the form does not edit them). */
+  triggerCount?: number;
   name: string;
   description: string;
   jobType: JobType;
@@ -97,7 +101,7 @@ function pairsOf(value: unknown): Pair[] {
 
 /** The form filled in from a job (for the edit dialog). */
 export function formFromJob(job: Job): FormState {
-  const zone = job.schedule.timezone || "UTC";
+  const zone = job.schedule?.timezone || "UTC";
   const form = emptyForm(zone);
   const task = job.task;
   const schedule = job.schedule;
@@ -115,10 +119,12 @@ export function formFromJob(job: Job): FormState {
     maxAttempts: String(job.retry?.max_attempts ?? 1),
     retryDelay: fromIso(job.retry?.initial_delay, "minutes"),
     timeout: job.timeout ? fromIso(job.timeout, "hours") : { amount: "", unit: "hours" },
-    start: schedule.start_at ? isoToZoned(schedule.start_at, zone) : "",
-    end: schedule.end_at ? isoToZoned(schedule.end_at, zone) : "",
+    start: schedule?.start_at ? isoToZoned(schedule.start_at, zone) : "",
+    end: schedule?.end_at ? isoToZoned(schedule.end_at, zone) : "",
   });
-  if (schedule.cron) Object.assign(form, { scheduleKind: "cron", cron: schedule.cron });
+  form.triggerCount = (job.triggers ?? []).length;
+  if (!schedule) form.scheduleless = true;
+  else if (schedule.cron) Object.assign(form, { scheduleKind: "cron", cron: schedule.cron });
   else if (schedule.at) Object.assign(form, { scheduleKind: "at", at: isoToZoned(schedule.at, zone) });
   else if (schedule.every) Object.assign(form, { scheduleKind: "every", every: fromIso(schedule.every) });
   if (task.kind === "pipeline") {
@@ -196,6 +202,7 @@ export function bodyOf(form: FormState, base?: Job): Record<string, unknown> {
     ? {
         catch_up_window: base.catch_up_window,
         record_skipped_while_paused: base.record_skipped_while_paused,
+        triggers: base.triggers ?? [],
       }
     : {};
   const baseTask = base?.task as Record<string, unknown> | undefined;
@@ -210,7 +217,7 @@ export function bodyOf(form: FormState, base?: Job): Record<string, unknown> {
     description: form.description,
     job_type: form.jobType,
     task: mergedTask,
-    schedule: scheduleOf(form),
+    schedule: form.scheduleless ? null : scheduleOf(form),
     retry,
     timeout: toIso(form.timeout) || null,
     overlap: form.overlap,

@@ -63,13 +63,15 @@ export function JobPage() {
       <h1>{data.name}</h1>
       <p className="muted">
         <span className={`badge badge-${data.status}`}>{data.status}</span> · {data.job_type} · job id <code>{data.job_id}</code> · next run{" "}
-        {data.next_fire_at ? `${formatInstant(data.next_fire_at)} (${formatInstant(data.next_fire_at, data.schedule.timezone)})` : "none"}
+        {data.next_fire_at && data.schedule
+          ? `${formatInstant(data.next_fire_at)} (${formatInstant(data.next_fire_at, data.schedule.timezone)})`
+          : "none"}
       </p>
       {data.description && <p>{data.description}</p>}
       <JobActions job={data} />
       <div className="details-grid">
         <Policies job={data} />
-        {data.status !== "CANCELLED" && data.status !== "COMPLETED" && <FireTimes spec={data.schedule} />}
+        {data.schedule && data.status !== "CANCELLED" && data.status !== "COMPLETED" && <FireTimes spec={data.schedule} />}
       </div>
       <section aria-labelledby="runs-heading">
         <h2 id="runs-heading">Runs</h2>

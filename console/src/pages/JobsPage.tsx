@@ -188,7 +188,7 @@ export function JobsPage() {
                     {job.next_fire_at ? (
                       <>
                         {formatInstant(job.next_fire_at)}
-                        <div className="muted small">{formatInstant(job.next_fire_at, job.schedule.timezone)}</div>
+                        <div className="muted small">{formatInstant(job.next_fire_at, job.schedule?.timezone ?? "UTC")}</div>
                       </>
                     ) : (
                       "—"
