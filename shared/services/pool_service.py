@@ -15,7 +15,6 @@ from shared.domain.errors import AlreadyExists, ConcurrencyConflict, Conflict, N
 from shared.domain.job import Actor, AuditEntry, FieldChange, Job
 from shared.domain.pool import (
     WAIT_CLASSES,
-    Lease,
     Pool,
     PoolSpec,
     QueueEntry,
@@ -52,7 +51,6 @@ class PoolUsage:
     used: int
     running: int  # runs holding slots
     waiting: list[Waiter]  # in the order they will go
-    leases: list[Lease]
 
 
 def class_waits(usages: Iterable[PoolUsage], now: datetime) -> dict[Priority, ClassWait]:
@@ -76,7 +74,6 @@ def usage(snapshot: PoolSnapshot, now: datetime) -> PoolUsage:
         used,
         len(snapshot.leases),
         [Waiter(e, i + 1, starts.get(e.run_id)) for i, e in enumerate(ordered)],
-        list(snapshot.leases.values()),
     )
 
 

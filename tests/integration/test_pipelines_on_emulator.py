@@ -8,8 +8,7 @@ states; then every step run's attempt must have started exactly one emulator run
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from shared.config import Settings
 from shared.domain.run import Run, RunState
 from shared.services import pipelines
 from tests.conftest import TableFactory
+from tests.integration.test_liveness_on_emulator import emulator  # noqa: F401 - the fixture
 from tests.world import World
 
 pytestmark = [pytest.mark.azurite, pytest.mark.timeout(180)]
@@ -33,17 +33,6 @@ SCRIPT = "import sys\nsys.exit(3 if sys.argv[1] == 'fail' else 0)\n"
 
 class Injected(Exception):
     """A crash: the process dies here."""
-
-
-@pytest.fixture
-def emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
-    for name in [k for k in os.environ if k.startswith(("DATABRICKS_", "ARM_"))]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("DATABRICKS_CONFIG_FILE", str(tmp_path / "no-databrickscfg"))
-    monkeypatch.setenv("DATABRICKS_TOKEN", "dev-token")
-    (tmp_path / "step.py").write_text(SCRIPT)
-    with Emulator(setup_delay=0.05, workspace_root=tmp_path) as running:
-        yield running
 
 
 def _host_dies_once_per_message(w: World, _: pytest.MonkeyPatch) -> list[Any]:
@@ -101,12 +90,13 @@ FAULTS: dict[str, Callable[[World, pytest.MonkeyPatch], list[Any]]] = {
 @pytest.mark.parametrize("fault", list(FAULTS))
 def test_each_step_starts_once_at_the_emulator_under_a_crash(
     azurite_tables: TableFactory,
-    emulator: Emulator,
+    emulator: Emulator,  # noqa: F811 - the fixture imported above
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     fault: str,
 ) -> None:
     settings = Settings(DATABRICKS_HOST=emulator.url, DATABRICKS_AUTH="token")
+    (tmp_path / "step.py").write_text(SCRIPT)  # the emulator runs python files under tmp_path
 
     def step(key: str, mode: str, *depends_on: str, **fields: Any) -> dict[str, Any]:
         task = {
