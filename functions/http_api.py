@@ -40,6 +40,7 @@ from shared.api.schemas import (
     RunListOut,
     RunOut,
     ScheduledOut,
+    TriggerIn,
 )
 from shared.bootstrap import Services, services
 from shared.config import AuthMode
@@ -60,6 +61,8 @@ Definition = Annotated[JobDefinition, Body(openapi_examples=openapi.JOB_EXAMPLES
 StrictDefinition = Annotated[None, Depends(strict_json(JobDefinition))]
 StrictPreview = Annotated[None, Depends(strict_json(PreviewIn))]
 StrictRepair = Annotated[None, Depends(strict_json(RepairIn))]
+StrictTrigger = Annotated[None, Depends(strict_json(TriggerIn))]
+NO_PARAMETERS = TriggerIn({})
 
 _ETAG = openapi.header('The job\'s version, e.g. `"v3"`: send it back in `If-Match`.', r'^"v[0-9]+"$')
 
@@ -179,6 +182,8 @@ def schedule_job(
     message = f"Job '{definition.name}' scheduled; next run at {when}"
     if definition.schedule is None:
         message = f"Job '{definition.name}' created; it runs when its triggers fire"
+        if not definition.triggers:
+            message = f"Job '{definition.name}' created; it runs only when asked (run now, webhook)"
     return ScheduledOut(
         job_id=job.id,
         message=message,
@@ -357,6 +362,56 @@ def run_job_now(job_id: JobId, ctx: Ctx, response: Response) -> RunOut:
     """Run the job now, outside its schedule. Answers with the new run (launching)."""
     run = ctx.services.run_commands.run_now(ctx.job_tenant(job_id), job_id, ctx.caller.actor)
     response.headers["Location"] = f"/api/runs/{run.id}"
+    return RunOut.of(run)
+
+
+@router.post(
+    "/api/jobs/{job_id}/trigger",
+    status_code=202,
+    tags=["runs"],
+    responses={
+        202: {
+            "headers": {
+                "Location": openapi.header("The run: `/api/runs/{run_id}`."),
+                "Idempotent-Replayed": openapi.header(
+                    "`true` when an earlier call with this Idempotency-Key started the run."
+                ),
+            }
+        },
+        **openapi.errors(
+            *READS_BODY,
+            *CHANGES_STATE,
+            notes={
+                409: "The job has no webhook trigger, is cancelled, or is paused and does not record "
+                "calls while paused; or the Idempotency-Key came before with a different body."
+            },
+        ),
+    },
+)
+def trigger_job(
+    job_id: JobId,
+    ctx: Ctx,
+    response: Response,
+    idempotency_key: Annotated[
+        str,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            pattern=r"^[\x21-\x7e][\x20-\x7e]*$",
+            description="Names the call: the same key again answers with the same run, starting none.",
+        ),
+    ],
+    body: Annotated[TriggerIn, Body(openapi_examples=openapi.TRIGGER_EXAMPLES)] = NO_PARAMETERS,
+    _strict: StrictTrigger = None,
+) -> RunOut:
+    """Start a run of a job that has a `webhook` trigger, with the body's parameters (available as
+    `{{trigger.payload.<key>}}`). Once per Idempotency-Key: a retry answers with the same run."""
+    run, replayed = ctx.services.events.webhook(
+        ctx.job_tenant(job_id), job_id, idempotency_key, body.parameters(), ctx.caller.actor.name
+    )
+    response.headers["Location"] = f"/api/runs/{run.id}"
+    response.headers["Idempotent-Replayed"] = "true" if replayed else "false"
     return RunOut.of(run)
 
 

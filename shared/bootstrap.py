@@ -29,6 +29,7 @@ from shared.config import Settings, get_settings
 from shared.domain.clock import Clock, SystemClock
 from shared.domain.errors import ExternalError
 from shared.domain.policies import WatchPolicy
+from shared.services.events import Events
 from shared.services.inbox import Inbox
 from shared.services.job_service import JobService
 from shared.services.launch import Launcher
@@ -161,6 +162,10 @@ class Services:
             clock=self.clock,
             queues=self.queues,
         )
+
+    @cached_property
+    def events(self) -> Events:
+        return Events(self.run_context)
 
     @cached_property
     def run_commands(self) -> RunCommands:

@@ -106,6 +106,14 @@ class Metrics:
             "scheduler.slot_releases", unit="slots", description="leases freed (by run ends, or the watchdog)"
         )
 
+    @cached_property
+    def events(self) -> Any:
+        return self._meter.create_counter(
+            "scheduler.events",
+            unit="events",
+            description="events handled, by outcome (started, joined, duplicate, unwatched, rejected, ...)",
+        )
+
 
 metrics = Metrics()
 

@@ -200,13 +200,17 @@ def placeholder_context(
     }
 
 
-# Our names: plain ones, and the dotted references `run.*`, `steps.<key>.*` and `trigger.*` (an
-# `after` run's upstream runs: `trigger.runs`, `trigger.<job id>.run_id`; Databricks' own
+# Our names: plain ones, and the dotted references `run.*`, `steps.<key>.*` and `trigger.*` (what
+# started the run: `trigger.kind`; `after`: `trigger.runs`, `trigger.<job id>.run_id`; file arrival:
+# `trigger.files` (a JSON list of URLs), `trigger.file` (the newest); webhook:
+# `trigger.payload.<key>`, `trigger.idempotency_key`; Databricks' own
 # dotted references, `job.*`, `task.*`, `tasks.*`, never match and reach it untouched).
 _PLACEHOLDER = re.compile(
     r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*|(?:run|trigger)\.[A-Za-z_]+"
+    r"|trigger\.payload\.[A-Za-z_][A-Za-z0-9_-]*"
     r"|(?:steps|trigger)\.[A-Za-z0-9][A-Za-z0-9_-]*\.[A-Za-z_]+)\s*\}\}"
 )
+_PAYLOAD = "trigger.payload."
 
 
 def fill_placeholders(value: str, context: Mapping[str, str]) -> str:
@@ -216,7 +220,14 @@ def fill_placeholders(value: str, context: Mapping[str, str]) -> str:
     Databricks resolves its own references (`{{job.parameters.x}}`, `{{job.run_id}}`) at run
     time, so they must reach it untouched; their dotted names never match ours.
     """
-    return _PLACEHOLDER.sub(lambda m: context.get(m.group(1), m.group(0)), value)
+
+    def value_of(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name.startswith(_PAYLOAD) and context.get("trigger.kind") == "webhook":
+            return context.get(name, "")  # a key the webhook's caller did not send is empty
+        return context.get(name, m.group(0))
+
+    return _PLACEHOLDER.sub(value_of, value)
 
 
 # --- states --------------------------------------------------------------------------------------------

@@ -24,6 +24,9 @@ Row keys in a tenant partition:
     ~a~{job id}~{999999999 - revision}         audit rows, newest first
     ~d~{upstream job id}~{job id}              the job waits for the upstream job (an `after` trigger)
 
+and, in partition `~watch`, one row per file arrival trigger, `{container}~{tenant}~{job id}~{index}`:
+the event handler's index (an event for a container nobody watches costs one range query);
+
 and, in partition `~tenants`, one row per tenant that ever had a job.
 """
 
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import functools
 import json
 import logging
@@ -44,7 +48,7 @@ from shared.adapters.row_schema import JOB_VERSION, known, upgraded
 from shared.adapters.table import MAX_BATCH, Row, Table, Value, Write
 from shared.domain.errors import AlreadyExists, ConcurrencyConflict, InvalidInput, NotFound
 from shared.domain.job import AuditEntry, Job, JobDefinition, JobStatus, JobSummary
-from shared.services.ports import JobQuery, Page
+from shared.services.ports import JobQuery, Page, Watch
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +221,20 @@ def _index_rows(job: Job) -> dict[str, dict[str, Value]]:
 
 
 _DEPENDS = "~d~"
+_WATCH = "~watch"  # partition: `{container}~{tenant}~{job id}~{trigger index}`
+
+
+def _watch_rows(job: Job | None) -> dict[str, dict[str, Value]]:
+    if job is None or job.status is JobStatus.CANCELLED:
+        return {}
+    return {
+        Watch(job.tenant, job.id, str(i), t.container).row_key: {
+            "account": t.account or "",
+            "prefix": t.prefix,
+            "suffix": t.suffix,
+        }
+        for i, t in job.definition.file_triggers
+    }
 
 
 def _save_writes(before: Job, etag: str, after: Job, audit: AuditEntry | None) -> list[Write]:
@@ -277,6 +295,7 @@ class JobsTable:
     def add(self, job: Job, audit: AuditEntry) -> None:
         """Insert a new job with its index rows and its first audit row, atomically."""
         self.table.write(_TENANTS, [Write("upsert", job.tenant)])  # first: so no tenant goes unlisted
+        self._watch(None, job)
         writes = [Write("insert", job.id, job_props(job))]
         writes += [Write("upsert", rk, props) for rk, props in _index_rows(job).items()]
         writes.append(_audit_write(audit))
@@ -320,7 +339,41 @@ class JobsTable:
 
         Raises ConcurrencyConflict if the job changed since it was read; then nothing is written.
         """
+        self._watch(before, after)
         self.table.write(after.tenant, _save_writes(before, etag, after, audit))
+        self._unwatch(before, after)
+
+    # -- the containers watched by file arrival triggers (partition `~watch`) -----------------------------
+
+    def _watch(self, before: Job | None, after: Job) -> None:
+        """Before the job is written: its new watch rows (so no file it waits for goes unseen)."""
+        old, new = _watch_rows(before), _watch_rows(after)
+        for rk, props in new.items():
+            if old.get(rk) != props:
+                self.table.write(_WATCH, [Write("upsert", rk, props)])
+
+    def _unwatch(self, before: Job, after: Job) -> None:
+        """After the job is written: the rows it no longer needs (a crash in between leaves a stale
+        row, which the event handler drops when it meets it)."""
+        new = _watch_rows(after)
+        for rk in _watch_rows(before):
+            if rk not in new:
+                self.table.write(_WATCH, [Write("delete", rk)])
+
+    def watchers(self, container: str) -> list[Watch]:
+        """The file arrival triggers that watch `container`, of every tenant (one range query)."""
+        prefix = f"{container}~"
+        found = []
+        for row in self.table.query(_WATCH, rk_ge=prefix, rk_lt=prefix + "~"):
+            tenant, job_id, index = row.rk[len(prefix) :].split("~")
+            props = {k: str(row.data.get(k) or "") for k in ("account", "prefix", "suffix")}
+            found.append(Watch(tenant, job_id, index, container, **props))
+        return found
+
+    def unwatch(self, watch: Watch) -> None:
+        """Drop a watch row its job no longer has (stale after a crash)."""
+        with contextlib.suppress(NotFound):
+            self.table.write(_WATCH, [Write("delete", watch.row_key)])
 
     def save_all(self, items: Sequence[tuple[Job, str, Job]]) -> list[str]:
         saved: list[str] = []

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -66,6 +66,16 @@ def _children_prefix(tenant: str, job_id: str, parent_key: str) -> str:
 
 def _runs_prefix(tenant: str, job_id: str) -> str:
     return f"r~{tenant}~{job_id}~"
+
+
+def _marker_rk(tenant: str, job_id: str, name: str) -> str:
+    """A cause seen: `m~{tenant}~{job id}~{name}` (a file's identity, a webhook's key, hashed)."""
+    return f"m~{tenant}~{job_id}~{name}"
+
+
+def _state_rk(tenant: str, job_id: str, name: str) -> str:
+    """A trigger's state: `t~{tenant}~{job id}~{name}`, pointing at its newest run."""
+    return f"t~{tenant}~{job_id}~{name}"
 
 
 def _time(ms: str) -> datetime:
@@ -275,6 +285,67 @@ class RunsTable:
             return True
         except AlreadyExists:
             return False
+
+    def marker(self, shard: str, tenant: str, job_id: str, name: str) -> dict[str, str] | None:
+        """A cause already seen (a file, a webhook call), or None."""
+        try:
+            return {
+                k: str(v) for k, v in self.table.get(shard, _marker_rk(tenant, job_id, name)).data.items()
+            }
+        except NotFound:
+            return None
+
+    def add_caused(
+        self, shard: str, tenant: str, job_id: str, run: Run | None, markers: Mapping[str, Mapping[str, str]]
+    ) -> bool:
+        """Insert `run` (if any) with its hint and the markers of the causes it records, in one
+        transaction: False (nothing written) if one of them exists already."""
+        writes = []
+        if run is not None:
+            writes.append(Write("insert", _run_rk(tenant, job_id, run.run_key), _props(run)))
+            writes += _hint_writes(None, run)
+        writes += [Write("insert", _marker_rk(tenant, job_id, n), dict(p)) for n, p in markers.items()]
+        try:
+            self.table.write(shard, writes)
+            return True
+        except AlreadyExists:
+            return False
+
+    def trigger_state(self, shard: str, tenant: str, job_id: str, name: str) -> tuple[str, str] | None:
+        """The run key a trigger's state row points at (its newest run) with the row's ETag, or None."""
+        try:
+            row = self.table.get(shard, _state_rk(tenant, job_id, name))
+        except NotFound:
+            return None
+        return str(row.data["run_key"]), row.etag
+
+    def gather(
+        self,
+        before: tuple[Run, str] | None,
+        after: Run,
+        marker: tuple[str, Mapping[str, str]],
+        state: tuple[str, str | None] | None,
+    ) -> None:
+        """One file joins a run: the file's marker inserted, the run inserted (`before` None) or
+        replaced (if unchanged since read), and, for a new run, the trigger's state row pointed at
+        it (inserted, or replaced if unchanged since read: `state` = (name, ETag or None)); one
+        transaction. AlreadyExists if the marker (or the run) exists, ConcurrencyConflict if the run
+        or the state row changed: nothing is written then."""
+        rk = _run_rk(after.tenant, after.job_id, after.run_key)
+        if before is None:
+            writes = [Write("insert", rk, _props(after)), *_hint_writes(None, after)]
+        else:
+            writes = [Write("replace", rk, _props(after), before[1]), *_hint_writes(before[0], after)]
+        name, props = marker
+        writes.append(Write("insert", _marker_rk(after.tenant, after.job_id, name), dict(props)))
+        if state is not None:
+            state_name, etag = state
+            state_rk = _state_rk(after.tenant, after.job_id, state_name)
+            pointer = {"run_key": after.run_key}
+            writes.append(
+                Write("replace", state_rk, pointer, etag) if etag else Write("insert", state_rk, pointer)
+            )
+        self.table.write(after.shard, writes)
 
     def save_family(self, before: Run, etag: str, after: Run, children: Sequence[Run]) -> str:
         """Save a pipeline run (as `save`) and insert its new steps' runs with their hints, in one

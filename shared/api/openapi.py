@@ -124,6 +124,47 @@ JOB_EXAMPLES: dict[str, Example] = {
         },
     },
 }
+JOB_EXAMPLES["file_arrival"] = {
+    "summary": "Load each drop of sales files: a file arrival trigger, no schedule",
+    "value": {
+        "name": "sales-landing-load",
+        "job_type": "data_processing",
+        "task": {
+            "kind": "databricks_job",
+            "job_id": 456,
+            "parameters": {"files": "{{trigger.files}}"},
+        },
+        "triggers": [
+            {
+                "kind": "file_arrival",
+                "container": "landing",
+                "prefix": "sales/",
+                "suffix": ".parquet",
+                "wait_after_last_change": "PT1M",
+                "min_time_between_triggers": "PT5M",
+            }
+        ],
+    },
+}
+JOB_EXAMPLES["webhook"] = {
+    "summary": "Score on demand: a webhook trigger (POST /api/jobs/{job_id}/trigger)",
+    "value": {
+        "name": "score-on-demand",
+        "job_type": "model_training",
+        "task": {
+            "kind": "databricks_job",
+            "job_id": 789,
+            "parameters": {"model": "{{trigger.payload.model}}"},
+        },
+        "triggers": [{"kind": "webhook"}],
+    },
+}
+TRIGGER_EXAMPLES: dict[str, Example] = {
+    "parameters": {
+        "summary": "Parameters for the run, as `{{trigger.payload.<key>}}`",
+        "value": {"model": "churn", "date": "2026-12-01", "full": True},
+    }
+}
 PREVIEW_EXAMPLES: dict[str, Example] = {
     "dst": {
         "summary": "A daily 02:30 in New York, across the spring-forward night",

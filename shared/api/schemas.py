@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints, model_validator
 
 from shared.domain.job import (
     Actor,
@@ -19,7 +19,7 @@ from shared.domain.job import (
 )
 from shared.domain.pipeline import RunIf, StepState
 from shared.domain.pool import PolicyName
-from shared.domain.run import Attempt, Priority, RepairRecord, Run, RunState, Trigger
+from shared.domain.run import Attempt, Cause, Priority, RepairRecord, Run, RunState, Trigger
 from shared.domain.schedule import DstNote, FireTime, ScheduleSpec
 
 
@@ -212,8 +212,10 @@ class RunOut(BaseModel):
         None, description="Set when it was found unfinished at its deadline, or ended after it."
     )
     admitted_at: datetime | None = Field(None, description="When its pool gave it a slot.")
-    cause: dict[str, str] | None = Field(
-        None, description="An `after` run: the upstream runs that started it (run id by job id)."
+    cause: Cause | None = Field(
+        None,
+        description="What started it when a trigger did: `after` (the upstream runs, run id by job id), "
+        "`file_arrival` (the files and their event ids) or `webhook` (the Idempotency-Key and payload).",
     )
     steps: list[StepOut] | None = Field(
         None, description="A pipeline run: its steps, in the pipeline's order."
@@ -351,3 +353,30 @@ class PriorityIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     priority: Priority
     reason: str = Field(min_length=1, max_length=500, description="Why: kept in the job's audit trail.")
+
+
+PayloadKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,127}$")]
+PayloadValue = Annotated[str, StringConstraints(max_length=4096)] | int | float | bool
+
+
+class TriggerIn(RootModel[Annotated[dict[PayloadKey, PayloadValue], Field(max_length=64)]]):
+    """A webhook call's parameters: a JSON object of up to 64 strings, numbers or booleans, each
+    available to the run as `{{trigger.payload.<key>}}`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"date": "2026-12-01", "model": "churn", "full": True}]}
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _scalars(cls, value: Any) -> Any:
+        """One clear error per value that is not a string, number or boolean (not one per type)."""
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if item is None or isinstance(item, dict | list):
+                    raise ValueError(f"{key!r} must be a string, number or boolean")
+        return value
+
+    def parameters(self) -> dict[str, str]:
+        """As the run receives them: strings (`true`/`false` for booleans, JSON numbers as written)."""
+        return {k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in self.root.items()}

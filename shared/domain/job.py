@@ -262,6 +262,59 @@ class AfterTrigger(BaseModel):
         return jobs
 
 
+# Azure's container names: 3-63 of a-z, 0-9 and single hyphens, starting and ending alphanumeric.
+ContainerName = Annotated[
+    str, StringConstraints(max_length=63, pattern=r"^[a-z0-9](?:[a-z0-9]|-[a-z0-9]){2,62}$")
+]
+AccountName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]{3,24}$")]
+
+
+class FileArrivalTrigger(BaseModel):
+    """Run the job when blobs matching container/prefix/suffix are created (Event Grid's BlobCreated).
+
+    Files created within `wait_after_last_change` of each other fold into one run that lists
+    them all; runs start at least `min_time_between_triggers` apart (Databricks' file arrival
+    trigger settings)."""
+
+    model_config = _Frozen
+    kind: Literal["file_arrival"]
+    container: ContainerName = Field(description="The blob container watched.")
+    prefix: str = Field("", max_length=1024, description="Only blobs whose name starts with this.")
+    suffix: str = Field(
+        "", max_length=256, description="Only blobs whose name ends with this, e.g. `.parquet`."
+    )
+    account: AccountName | None = Field(
+        None,
+        description="The storage account (default: any account whose events reach the scheduler).",
+    )
+    min_time_between_triggers: timedelta = Field(
+        timedelta(0), ge=timedelta(0), le=timedelta(days=1), description="At least this long between runs."
+    )
+    wait_after_last_change: timedelta = Field(
+        timedelta(0),
+        ge=timedelta(0),
+        le=timedelta(hours=1),
+        description="Start the run once no matching file arrived for this long (files fold into it).",
+    )
+
+    def matches(self, account: str, container: str, blob: str) -> bool:
+        return (
+            container == self.container
+            and (self.account is None or self.account == account)
+            and blob.startswith(self.prefix)
+            and blob.endswith(self.suffix)
+        )
+
+
+class WebhookTrigger(BaseModel):
+    """Run the job when `POST /api/jobs/{job_id}/trigger` is called (once per Idempotency-Key)."""
+
+    model_config = _Frozen
+    kind: Literal["webhook"]
+
+
+JobTrigger = Annotated[AfterTrigger | FileArrivalTrigger | WebhookTrigger, Field(discriminator="kind")]
+
 DEFAULT_POOL = "default"
 MAX_SLOTS = 1000
 PoolName = Annotated[
@@ -288,8 +341,10 @@ class JobDefinition(BaseModel):
     schedule: ScheduleSpec | None = Field(
         None, description="When it runs; may be left out when `triggers` say when instead."
     )
-    triggers: Annotated[list[AfterTrigger], Field(max_length=5)] = Field(
-        default_factory=list, description="Run when other jobs' runs end (`after`)."
+    triggers: Annotated[list[JobTrigger], Field(max_length=5)] = Field(
+        default_factory=list,
+        description="Run when other jobs' runs end (`after`), files arrive (`file_arrival`) or a "
+        "caller asks (`webhook`).",
     )
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     timeout: timedelta | None = Field(
@@ -315,15 +370,37 @@ class JobDefinition(BaseModel):
     def _dedupe(cls, tags: list[str]) -> list[str]:
         return list(dict.fromkeys(tags))
 
-    @model_validator(mode="after")
-    def _runs_somehow(self) -> Self:
-        if self.schedule is None and not self.triggers:
-            raise ValueError("give a 'schedule', 'triggers', or both")
-        return self
+    @field_validator("triggers")
+    @classmethod
+    def _one_webhook(
+        cls, triggers: list[AfterTrigger | FileArrivalTrigger | WebhookTrigger]
+    ) -> list[AfterTrigger | FileArrivalTrigger | WebhookTrigger]:
+        if sum(isinstance(t, WebhookTrigger) for t in triggers) > 1:
+            raise ValueError("a job has at most one webhook trigger")
+        return triggers
+
+    @property
+    def after_triggers(self) -> list[AfterTrigger]:
+        return [t for t in self.triggers if isinstance(t, AfterTrigger)]
+
+    @property
+    def file_triggers(self) -> list[tuple[int, FileArrivalTrigger]]:
+        """The file arrival triggers with their place in `triggers` (which names their state)."""
+        return [(i, t) for i, t in enumerate(self.triggers) if isinstance(t, FileArrivalTrigger)]
+
+    @property
+    def has_webhook(self) -> bool:
+        return any(isinstance(t, WebhookTrigger) for t in self.triggers)
+
+    @property
+    def runs_out(self) -> bool:
+        """Whether the job is COMPLETED when its schedule has no more fire times: only a job with a
+        schedule and no triggers (a job with neither runs whenever asked, for ever)."""
+        return self.schedule is not None and not self.triggers
 
     @property
     def upstream_jobs(self) -> list[str]:
-        return [job for trigger in self.triggers for job in trigger.jobs]
+        return [job for trigger in self.after_triggers for job in trigger.jobs]
 
 
 class Actor(BaseModel):
@@ -370,7 +447,7 @@ class Job(BaseModel):
             tenant=tenant,
             shard=shard,
             definition=definition,
-            status=JobStatus.ACTIVE if fire or definition.schedule is None else JobStatus.COMPLETED,
+            status=JobStatus.ACTIVE if fire or not definition.runs_out else JobStatus.COMPLETED,
             next_fire_at=fire.at if fire else None,
             next_fire_dst=fire.dst if fire else None,
             created_at=now,
@@ -401,7 +478,7 @@ class Job(BaseModel):
             raise IllegalTransition(f"job {self.id} is cancelled and can no longer be edited")
         fields = self._scheduled_from(definition.schedule, now)
         status = self.status
-        runs_again = fields["next_fire_at"] is not None or definition.schedule is None
+        runs_again = fields["next_fire_at"] is not None or not definition.runs_out
         if status is JobStatus.COMPLETED and runs_again:
             status = JobStatus.ACTIVE  # a finished schedule given new fire times comes back to life
         elif status is JobStatus.ACTIVE and not runs_again:
@@ -420,7 +497,7 @@ class Job(BaseModel):
         if self.status is not JobStatus.PAUSED:
             raise IllegalTransition(f"only a PAUSED job can be resumed; job {self.id} is {self.status}")
         fields = self._scheduled_from(self.definition.schedule, now)
-        runs_again = fields["next_fire_at"] is not None or self.definition.schedule is None
+        runs_again = fields["next_fire_at"] is not None or not self.definition.runs_out
         status = JobStatus.ACTIVE if runs_again else JobStatus.COMPLETED
         return self._changed(actor, now, status=status, **fields)
 
@@ -438,7 +515,7 @@ class Job(BaseModel):
         if self.last_run_at is not None and self.last_run_at > scheduled_for:
             return self
         update: dict[str, object] = {"last_run_state": run_state, "last_run_at": scheduled_for}
-        scheduled_out = self.next_fire_at is None and self.definition.schedule is not None
+        scheduled_out = self.next_fire_at is None and self.definition.runs_out
         if run_state.is_terminal and self.status is JobStatus.ACTIVE and scheduled_out:
             update["status"] = JobStatus.COMPLETED
         return self.model_copy(update=update)

@@ -18,10 +18,13 @@ Liveness (every run reaches an end) rests on two fields written with every state
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.domain.errors import IllegalTransition, NotFound
 from shared.domain.ids import id_time, is_id
@@ -128,6 +131,8 @@ class Trigger(StrEnum):
     RETRY = "retry"
     BACKFILL = "backfill"
     AFTER = "after"  # other jobs' runs ended as its `after` trigger asks
+    FILE_ARRIVAL = "file_arrival"  # files matching its `file_arrival` trigger were created
+    WEBHOOK = "webhook"  # POST /api/jobs/{id}/trigger
 
 
 class SkipReason(StrEnum):
@@ -221,9 +226,19 @@ def run_key_time(run_key: str) -> datetime:
     if kind == "m" and is_id(value):
         return id_time(value)
     ms, _, digest = value.partition("-")
-    if kind == "a" and ms.isdigit() and digest:  # `a-{ms}-{hash}`: an `after` run, at its newest cause
+    # `{a|f|h}-{ms}-{hash}`: started by a cause (after, file arrival, webhook), at the cause's time
+    if kind in CAUSED_KINDS and ms.isdigit() and digest:
         return datetime.fromtimestamp(int(ms) / 1000, UTC)
     raise NotFound(f"run {run_key} not found")
+
+
+CAUSED_KINDS = frozenset({"a", "f", "h"})
+
+
+def caused_run_key(kind: str, at: datetime, cause: str) -> str:
+    """A run started by a cause: `{kind}-{ms}-{12 hex of the cause's hash}` (kind `a` after, `f` file
+    arrival, `h` webhook): the same cause always names the same run."""
+    return f"{kind}-{epoch_ms(at)}-{hashlib.sha256(cause.encode()).hexdigest()[:12]}"
 
 
 def run_id(job_id: str, run_key: str) -> str:
@@ -270,6 +285,49 @@ class Attempt(BaseModel):
     error: str | None = None
 
 
+class CausedFile(BaseModel):
+    """A blob whose creation (an Event Grid BlobCreated event) started, or joined, a run."""
+
+    model_config = ConfigDict(frozen=True)
+    url: str
+    event_id: str
+    at: datetime = Field(description="When the event says the blob was created.")
+
+
+class Cause(BaseModel):
+    """Why a run started, when something other than its schedule or a person started it."""
+
+    model_config = ConfigDict(frozen=True)
+    kind: Trigger = Field(description="`after`, `file_arrival` or `webhook`.")
+    runs: dict[str, str] | None = Field(None, description="`after`: the upstream runs, by job id.")
+    files: list[CausedFile] | None = Field(None, description="`file_arrival`: the files, oldest first.")
+    idempotency_key: str | None = Field(None, description="`webhook`: the caller's Idempotency-Key.")
+    payload: dict[str, str] | None = Field(None, description="`webhook`: the parameters it was called with.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stored_before_kinds(cls, value: Any) -> Any:
+        """An `after` run recorded before causes had kinds stored just its upstream runs."""
+        if isinstance(value, dict) and "kind" not in value:
+            return {"kind": Trigger.AFTER.value, "runs": value}
+        return value
+
+    def parameters(self) -> dict[str, str]:
+        """What `{{trigger.*}}` placeholders are filled with."""
+        out = {"trigger.kind": self.kind.value}
+        if self.runs is not None:
+            out["trigger.runs"] = ",".join(sorted(self.runs.values()))
+            out.update({f"trigger.{job_id}.run_id": rid for job_id, rid in self.runs.items()})
+        if self.files is not None:
+            out["trigger.files"] = json.dumps([f.url for f in self.files])
+            out["trigger.file"] = self.files[-1].url if self.files else ""
+        if self.idempotency_key is not None:
+            out["trigger.idempotency_key"] = self.idempotency_key
+        if self.payload is not None:
+            out.update({f"trigger.payload.{k}": v for k, v in self.payload.items()})
+        return out
+
+
 class Run(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -299,8 +357,11 @@ class Run(BaseModel):
     deadline_missed_at: datetime | None = Field(
         None, description="When it was found unfinished at its deadline, or ended after it."
     )
-    cause: dict[str, str] | None = Field(
-        None, description="An `after` run: the upstream runs that started it, by job id."
+    cause: Cause | None = Field(
+        None, description="What started it, when a trigger did (upstream runs, files, a webhook call)."
+    )
+    sealed_at: datetime | None = Field(
+        None, description="A file arrival run: when it stopped taking more files (its launch began)."
     )
     parent: str | None = Field(None, description="A pipeline step's run: the run key of its pipeline run.")
     step: str | None = Field(None, description="A pipeline step's run: its step key.")
@@ -357,6 +418,39 @@ class Run(BaseModel):
             created_at=now,
             updated_at=now,
             transitions={RunState.SCHEDULED.value: now},
+        )
+
+    @classmethod
+    def caused(
+        cls,
+        *,
+        tenant: str,
+        job_id: str,
+        run_key: str,
+        cause: Cause,
+        job_version: int,
+        now: datetime,
+        due: datetime | None = None,
+        reason: str | None = None,
+        skipped: SkipReason | None = None,
+        shard: str = "",
+    ) -> Run:
+        """A run a trigger started (`cause` says which and why), due at `due` (default now)."""
+        state = RunState.SKIPPED if skipped else RunState.SCHEDULED
+        return cls(
+            tenant=tenant,
+            job_id=job_id,
+            run_key=run_key,
+            shard=shard,
+            trigger=cause.kind,
+            scheduled_for=due or now,
+            state=state,
+            reason=skipped.value if skipped else reason,
+            job_version=job_version,
+            created_at=now,
+            updated_at=now,
+            transitions={state.value: now},
+            cause=cause,
         )
 
     @property

@@ -15,13 +15,12 @@ upstream job changes nothing for the dependent until its runs stop coming: `all_
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from datetime import datetime
 
 from shared.domain.errors import ExternalError
 from shared.domain.job import AfterCondition, AfterTrigger, Job, JobStatus
-from shared.domain.run import Run, RunState, Trigger, epoch_ms
+from shared.domain.run import Cause, Run, RunState, Trigger, caused_run_key, epoch_ms
 from shared.services.messages import launch_intent
 from shared.services.run_context import RunContext
 
@@ -41,7 +40,7 @@ def evaluate(ctx: RunContext, tenant: str, job_id: str, now: datetime) -> Run | 
     job = ctx.job(tenant, job_id)
     if job is None or job.status is not JobStatus.ACTIVE:
         return None
-    for trigger in job.definition.triggers:
+    for trigger in job.definition.after_triggers:
         shard = ctx.due_index.shard_for(job)
         used = ctx.run_repository.claims(shard, tenant, job_id, now - trigger.within)
         chosen = _satisfied(ctx, tenant, trigger, used, now)
@@ -85,8 +84,7 @@ def _newest_unused(
 
 def _start(ctx: RunContext, job: Job, chosen: dict[str, Run], now: datetime) -> Run | None:
     newest = max(r.updated_at for r in chosen.values())
-    digest = hashlib.sha256("|".join(sorted(r.id for r in chosen.values())).encode()).hexdigest()[:12]
-    run_key = f"a-{epoch_ms(newest)}-{digest}"
+    run_key = caused_run_key("a", newest, "|".join(sorted(r.id for r in chosen.values())))
     run = Run(
         tenant=job.tenant,
         job_id=job.id,
@@ -100,7 +98,7 @@ def _start(ctx: RunContext, job: Job, chosen: dict[str, Run], now: datetime) -> 
         created_at=now,
         updated_at=now,
         transitions={RunState.SCHEDULED.value: now},
-        cause={upstream: r.id for upstream, r in chosen.items()},
+        cause=Cause(kind=Trigger.AFTER, runs={upstream: r.id for upstream, r in chosen.items()}),
     )
     run = ctx.watched(run.model_copy(update={"intent": launch_intent(run, 1, now)}), now)
     if not ctx.run_repository.add_claiming(run, [(r.updated_at, r.id) for r in chosen.values()]):

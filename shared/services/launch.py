@@ -37,7 +37,7 @@ from shared.domain.run import (
     epoch_ms,
 )
 from shared.domain.schedule import zone
-from shared.services import admission, endings, pipelines
+from shared.services import admission, endings, events, pipelines
 from shared.services.admission import Claim
 from shared.services.conflicts import until_saved
 from shared.services.endings import JobRead
@@ -71,6 +71,13 @@ class Launcher:
         run, etag = found
         if not _launchable(run, ref.attempt):
             return self._already(run, ref.attempt, now, redelivered)
+        if _gathering(run):  # a file arrival run: take no more files from here on
+            if run.intent is not None and run.intent.due_at > now + events.EARLY:
+                return Outcome("early")  # more files moved its launch: that launch's message follows
+            try:
+                run, etag = ctx.write(run, etag, run.model_copy(update={"sealed_at": now}), now)
+            except ConcurrencyConflict:  # a file joined it meanwhile: read it again
+                return self.launch(ref, redelivered=redelivered)
         read = ctx.job_read(run.tenant, run.job_id)
         others = [r for r, _ in recent if r.run_key != run.run_key]
         return self._decide(run, etag, read, others, ref.attempt, now)
@@ -284,11 +291,17 @@ def _launchable(run: Run, attempt: int) -> bool:
     )
 
 
+def _gathering(run: Run) -> bool:
+    return run.trigger is Trigger.FILE_ARRIVAL and run.state is RunState.SCHEDULED and run.sealed_at is None
+
+
 def _skip_reason(job: Job | None, run: Run) -> SkipReason | None:
     if job is None or job.status is JobStatus.CANCELLED:
         return SkipReason.JOB_CANCELLED
+    if run.trigger is Trigger.FILE_ARRIVAL and job.status is JobStatus.PAUSED:
+        return SkipReason.PAUSED  # its files arrived before the pause, its launch came after
     if run.trigger is not Trigger.SCHEDULE:
-        return None  # a run asked for by hand runs whatever the job's state
+        return None  # a run asked for by hand (or by a webhook, or upstream runs) runs anyway
     if job.status is JobStatus.PAUSED:
         return SkipReason.PAUSED
     if job.version != run.job_version:
@@ -306,9 +319,8 @@ def _request(run: Run, job: Job, attempt: int, references: Mapping[str, str] | N
         zone=zone(job.definition.schedule.timezone if job.definition.schedule else "UTC"),
     )
     context.update(references or {})
-    if run.cause:  # an `after` run: the upstream runs that started it
-        context["trigger.runs"] = ",".join(sorted(run.cause.values()))
-        context.update({f"trigger.{job_id}.run_id": rid for job_id, rid in run.cause.items()})
+    if run.cause:  # started by a trigger: what started it (`{{trigger.*}}`)
+        context.update(run.cause.parameters())
     task, _, timeout = pipelines.step_settings(job, run)
     return LaunchRequest(
         task=task,

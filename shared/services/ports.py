@@ -64,9 +64,42 @@ class WatchHint:
         return cls(run.shard, run.watch_at, run.tenant, run.job_id, run.run_key)
 
 
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """A file arrival trigger watching a container: the job's `triggers[index]`."""
+
+    tenant: str
+    job_id: str
+    index: str
+    container: str
+    account: str = ""
+    prefix: str = ""
+    suffix: str = ""
+
+    def matches(self, account: str, blob: str) -> bool:
+        """Whether a blob created in `account` (and this container) is one the trigger waits for."""
+        return (
+            (not self.account or self.account == account)
+            and blob.startswith(self.prefix)
+            and blob.endswith(self.suffix)
+        )
+
+    @property
+    def row_key(self) -> str:
+        return f"{self.container}~{self.tenant}~{self.job_id}~{self.index}"
+
+
 class JobRepository(Protocol):
     def get(self, tenant: str, job_id: str) -> tuple[Job, str]:
         """The job and the ETag to save it back with; NotFound if there is none."""
+        ...
+
+    def watchers(self, container: str) -> list[Watch]:
+        """The file arrival triggers watching `container`, of every tenant (one range query)."""
+        ...
+
+    def unwatch(self, watch: Watch) -> None:
+        """Drop a watch row its job no longer has."""
         ...
 
     def locate(self, job_id: str) -> str | None:
@@ -154,6 +187,31 @@ class RunRepository(Protocol):
 
     def add_claiming(self, run: Run, used: Sequence[tuple[datetime, str]]) -> bool:
         """Insert `run` and claim the upstream runs it uses, atomically; False if either exists."""
+        ...
+
+    def marker(self, shard: str, tenant: str, job_id: str, name: str) -> dict[str, str] | None:
+        """A cause already seen (a file, a webhook call): its marker's properties, or None."""
+        ...
+
+    def add_caused(
+        self, shard: str, tenant: str, job_id: str, run: Run | None, markers: Mapping[str, Mapping[str, str]]
+    ) -> bool:
+        """Insert `run` (if any) and the markers of its causes atomically; False if one exists."""
+        ...
+
+    def trigger_state(self, shard: str, tenant: str, job_id: str, name: str) -> tuple[str, str] | None:
+        """The run key a trigger's state points at (its newest run) and the state's ETag, or None."""
+        ...
+
+    def gather(
+        self,
+        before: tuple[Run, str] | None,
+        after: Run,
+        marker: tuple[str, Mapping[str, str]],
+        state: tuple[str, str | None] | None,
+    ) -> None:
+        """A file joins a run (inserted or replaced) with its marker, and a new run becomes the
+        trigger's newest: one transaction (AlreadyExists, ConcurrencyConflict: nothing written)."""
         ...
 
     def save_family(self, before: Run, etag: str, after: Run, children: Sequence[Run]) -> str:

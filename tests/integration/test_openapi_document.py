@@ -43,6 +43,7 @@ ERRORS: dict[tuple[str, str], set[int]] = {
     ("get", "/api/jobs/{job_id}/runs"): BY_ID,
     ("get", "/api/runs/{run_id}"): BY_ID,
     ("post", "/api/jobs/{job_id}/run"): BY_ID | {409},
+    ("post", "/api/jobs/{job_id}/trigger"): BODY | BY_ID | {409},
     ("post", "/api/jobs/{job_id}/retry"): BY_ID | {409},
     ("post", "/api/runs/{run_id}/retry"): BY_ID | {409},
     ("post", "/api/runs/{run_id}/cancel"): BY_ID | {409},
