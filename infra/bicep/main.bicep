@@ -1,6 +1,7 @@
 // The ML job scheduler: a Python Function App on the Flex Consumption plan with Table Storage,
-// Service Bus, Application Insights, alerts and a workbook. Every connection uses the app's
-// user-assigned managed identity: the deployment needs no secret and creates no key.
+// Service Bus, Application Insights, alerts, a workbook and Event Grid system topics for file
+// arrival triggers. Every connection uses the app's user-assigned managed identity (Event Grid
+// its topics' own identities): the deployment needs no secret and creates no key.
 //
 //   az deployment group create --resource-group <rg> --template-file main.bicep --parameters main.bicepparam
 //
@@ -122,6 +123,20 @@ param jobsTable string = 'jobs'
 param runsTable string = 'runs'
 
 // ---------------------------------------------------------------------------------------------
+// File arrival triggers (Event Grid)
+// ---------------------------------------------------------------------------------------------
+
+@description('Create the Event Grid subscriptions that deliver BlobCreated events to the blob_created function. Event Grid checks at creation that the function exists: leave false until the code is published, then deploy again with true.')
+param enableFileArrivalEvents bool = false
+
+@description('Resource ids of the storage accounts whose new blobs start file arrival triggers, one system topic each; same Azure subscription as the deployment. Empty watches the deployment\'s own storage account.')
+param landingStorageAccountIds array = []
+
+@description('Containers whose new blobs are delivered (at most 17); empty delivers every container. The app\'s own containers are never delivered.')
+@maxLength(17)
+param watchedContainers array = []
+
+// ---------------------------------------------------------------------------------------------
 // Service Bus
 // ---------------------------------------------------------------------------------------------
 
@@ -209,8 +224,10 @@ var names = {
   keyVault: 'kv${environmentName}${resourceToken}'
   actionGroup: 'ag-${environmentName}-${resourceToken}'
   alertPrefix: 'alert-${environmentName}-${resourceToken}'
+  eventGridTopic: 'evgt-${environmentName}-${resourceToken}'
 }
 var deploymentContainerName = 'app-package'
+var deadLetterContainerName = 'eventgrid-deadletter'
 var useDatabricksToken = databricksAuth == 'token'
 
 module identity 'modules/identity.bicep' = {
@@ -230,6 +247,7 @@ module storage 'modules/storage.bicep' = {
     tags: tags
     skuName: storageSku
     deploymentContainerName: deploymentContainerName
+    deadLetterContainerName: deadLetterContainerName
     tableNames: [
       jobsTable
       runsTable
@@ -368,6 +386,63 @@ module alerts 'modules/alerts.bicep' = {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// File arrival triggers: one Event Grid system topic per watched storage account, delivering
+// BlobCreated events to the blob_created function (functions/events.py). A topic must be in the
+// account's region, so a landing account's region is read from the account itself.
+// ---------------------------------------------------------------------------------------------
+
+var blobCreatedFunctionName = 'blob_created'
+// The blob APIs whose BlobCreated event announces a complete blob; the function ignores the
+// others (e.g. CreateFile on Data Lake), so Event Grid need not deliver them.
+var createdBlobApis = [
+  'PutBlob'
+  'PutBlockList'
+  'CopyBlob'
+  'FlushWithClose'
+]
+// The app's own containers in its account: host leases and timer status blobs, keys, the code
+// package, and the dead-letter container (delivering those would loop a failing event).
+var appBlobContainers = [
+  'azure-webjobs-hosts'
+  'azure-webjobs-secrets'
+  deploymentContainerName
+  deadLetterContainerName
+]
+var ownStorageAccountId = resourceId('Microsoft.Storage/storageAccounts', names.storage)
+var watchesOwnStorage = empty(landingStorageAccountIds)
+var watchedStorageAccountIds = watchesOwnStorage ? [ownStorageAccountId] : landingStorageAccountIds
+
+resource landingStorageAccounts 'Microsoft.Storage/storageAccounts@2023-05-01' existing = [
+  for accountId in landingStorageAccountIds: {
+    name: last(split(accountId, '/'))
+    scope: resourceGroup(split(accountId, '/')[2], split(accountId, '/')[4])
+  }
+]
+
+module eventGrid 'modules/eventgrid.bicep' = [
+  for (accountId, index) in watchedStorageAccountIds: {
+    name: 'eventgrid-${uniqueString(accountId)}'
+    params: {
+      systemTopicName: '${names.eventGridTopic}-${last(split(accountId, '/'))}'
+      // if() evaluates only the branch it takes: the own account needs no lookup.
+      location: watchesOwnStorage ? location : landingStorageAccounts[index].location
+      tags: tags
+      sourceStorageAccountId: accountId
+      functionAppId: functionApp.outputs.id
+      functionName: blobCreatedFunctionName
+      createSubscription: enableFileArrivalEvents
+      createdBlobApis: createdBlobApis
+      watchedContainers: watchedContainers
+      excludedContainers: (toLower(accountId) == toLower(ownStorageAccountId)) ? appBlobContainers : []
+      deadLetterStorageAccountName: storage.outputs.name
+      deadLetterContainerName: storage.outputs.deadLetterContainerName
+      alertNamePrefix: names.alertPrefix
+      actionGroupId: alerts.outputs.actionGroupId
+    }
+  }
+]
+
 module workbook 'modules/workbook.bicep' = {
   name: 'workbook'
   params: {
@@ -393,3 +468,4 @@ output APPLICATION_INSIGHTS_NAME string = monitoring.outputs.applicationInsights
 output LOG_ANALYTICS_WORKSPACE_NAME string = monitoring.outputs.logAnalyticsName
 output KEY_VAULT_NAME string = useDatabricksToken ? names.keyVault : ''
 output WORKBOOK_ID string = workbook.outputs.id
+output EVENT_GRID_SYSTEM_TOPIC_NAMES array = [for (accountId, index) in watchedStorageAccountIds: eventGrid[index].outputs.name]

@@ -26,6 +26,16 @@ param enableEntraAuth = false
 param entraClientId = ''
 param entraAllowedAudiences = []
 
+// File arrival triggers (Event Grid). Publish the code first, then set enableFileArrivalEvents
+// to true and deploy again (Event Grid checks that the blob_created function exists). Empty
+// landingStorageAccountIds watches this deployment's own storage account.
+param enableFileArrivalEvents = false
+param landingStorageAccountIds = []
+// param landingStorageAccountIds = [
+//   '/subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.Storage/storageAccounts/<landing account>'
+// ]
+param watchedContainers = []
+
 // Alerts.
 param alertEmailReceivers = [
   'ml-platform-oncall@example.com'

@@ -105,7 +105,10 @@ resource "azapi_update_resource" "scm_publishing" {
 }
 
 # App Service Authentication validates bearer tokens for the API (no login flow, so no client
-# secret); the health probe stays anonymous.
+# secret); the health probe stays anonymous, and so does the Event Grid webhook of the
+# blob_created function, which Event Grid calls without a token (the Functions host requires
+# the eventgrid_extension system key there, which Event Grid fetches itself). Both spellings:
+# the Functions docs write EventGrid, the host accepts either.
 resource "azapi_update_resource" "auth_settings" {
   count = var.enable_entra_auth ? 1 : 0
 
@@ -120,7 +123,7 @@ resource "azapi_update_resource" "auth_settings" {
       globalValidation = {
         requireAuthentication       = true
         unauthenticatedClientAction = "Return401"
-        excludedPaths               = ["/api/health"]
+        excludedPaths               = ["/api/health", "/runtime/webhooks/EventGrid", "/runtime/webhooks/eventgrid"]
       }
       httpSettings = {
         requireHttps = true

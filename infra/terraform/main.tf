@@ -1,6 +1,7 @@
 # The ML job scheduler: a Python Function App on the Flex Consumption plan with Table Storage,
-# Service Bus, Application Insights, alerts and a workbook. Every connection uses the app's
-# user-assigned managed identity: the deployment needs no secret and creates no key.
+# Service Bus, Application Insights, alerts, a workbook and Event Grid system topics for file
+# arrival triggers. Every connection uses the app's user-assigned managed identity (Event Grid
+# its topics' own identities): the deployment needs no secret and creates no key.
 #
 # infra/bicep deploys the same resources with the same app settings (tests/infra checks).
 
@@ -35,12 +36,14 @@ locals {
     key_vault            = "kv${var.environment_name}${local.resource_token}"
     action_group         = "ag-${var.environment_name}-${local.resource_token}"
     alert_prefix         = "alert-${var.environment_name}-${local.resource_token}"
+    event_grid_topic     = "evgt-${var.environment_name}-${local.resource_token}"
   }
 
-  deployment_container_name = "app-package"
-  use_databricks_token      = var.databricks_auth == "token"
-  principal_id              = azurerm_user_assigned_identity.this.principal_id
-  client_id                 = azurerm_user_assigned_identity.this.client_id
+  deployment_container_name  = "app-package"
+  dead_letter_container_name = "eventgrid-deadletter"
+  use_databricks_token       = var.databricks_auth == "token"
+  principal_id               = azurerm_user_assigned_identity.this.principal_id
+  client_id                  = azurerm_user_assigned_identity.this.client_id
 
   # Role assignment names follow Bicep's guid(scope, principal, role): a UUID v5 in the
   # namespace Bicep's guid() uses, over the arguments joined with "-".

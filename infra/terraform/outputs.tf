@@ -59,3 +59,8 @@ output "workbook_id" {
   description = "Resource id of the workbook."
   value       = azurerm_application_insights_workbook.this.id
 }
+
+output "event_grid_system_topic_names" {
+  description = "Event Grid system topics of the watched storage accounts (file arrival triggers)."
+  value       = [for topic in azurerm_eventgrid_system_topic.storage : topic.name]
+}

@@ -1,5 +1,6 @@
 # Storage account: host storage for the Functions runtime, the Flex Consumption deployment
-# package container, and the scheduler's tables. Entra ID only: shared keys are disabled.
+# package container, the container of dead-lettered Event Grid events, and the scheduler's
+# tables. Entra ID only: shared keys are disabled.
 
 resource "azurerm_storage_account" "this" {
   # checkov:skip=CKV_AZURE_35: Flex Consumption without VNet integration reaches the account over its public endpoint; access is Entra ID only (shared key off). Deny by default needs VNet integration and private endpoints (see docs/deployment.md).
@@ -52,6 +53,13 @@ resource "azurerm_storage_account" "this" {
 resource "azurerm_storage_container" "deployment" {
   # checkov:skip=CKV2_AZURE_21: The check wants Log Analytics storage insights, which reads the account with its key; shared-key access is disabled.
   name                  = local.deployment_container_name
+  storage_account_id    = azurerm_storage_account.this.id
+  container_access_type = "private"
+}
+
+resource "azurerm_storage_container" "dead_letter" {
+  # checkov:skip=CKV2_AZURE_21: The check wants Log Analytics storage insights, which reads the account with its key; shared-key access is disabled.
+  name                  = local.dead_letter_container_name
   storage_account_id    = azurerm_storage_account.this.id
   container_access_type = "private"
 }

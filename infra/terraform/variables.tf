@@ -240,6 +240,48 @@ variable "runs_table" {
 }
 
 # -------------------------------------------------------------------------------------------
+# File arrival triggers (Event Grid)
+# -------------------------------------------------------------------------------------------
+
+variable "enable_file_arrival_events" {
+  description = "Create the Event Grid subscriptions that deliver BlobCreated events to the blob_created function. Event Grid checks at creation that the function exists: leave false until the code is published, then apply again with true."
+  type        = bool
+  default     = false
+}
+
+variable "landing_storage_account_ids" {
+  description = "Resource ids of the storage accounts whose new blobs start file arrival triggers, one system topic each; same Azure subscription as the deployment. Empty watches the deployment's own storage account."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for id in var.landing_storage_account_ids : can(regex("^/(?i:subscriptions)/[^/]+/(?i:resourceGroups)/[^/]+/(?i:providers/Microsoft\\.Storage/storageAccounts)/[a-z0-9]{3,24}$", id))])
+    error_message = "landing_storage_account_ids must hold storage account resource ids, /subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.Storage/storageAccounts/<name>."
+  }
+
+  validation {
+    condition     = length(distinct([for id in var.landing_storage_account_ids : lower(id)])) == length(var.landing_storage_account_ids)
+    error_message = "landing_storage_account_ids must not name an account twice."
+  }
+}
+
+variable "watched_containers" {
+  description = "Containers whose new blobs are delivered (at most 17); empty delivers every container. The app's own containers are never delivered."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = length(var.watched_containers) <= 17
+    error_message = "watched_containers holds at most 17 names: Event Grid allows 25 filter values per subscription, and the blob API and app container filters take 8."
+  }
+
+  validation {
+    condition     = alltrue([for name in var.watched_containers : length(name) >= 3 && length(name) <= 63 && can(regex("^[a-z0-9]+(-[a-z0-9]+)*$", name))])
+    error_message = "watched_containers must hold container names: 3-63 lowercase letters, digits or single hyphens, starting and ending with a letter or digit."
+  }
+}
+
+# -------------------------------------------------------------------------------------------
 # Service Bus
 # -------------------------------------------------------------------------------------------
 

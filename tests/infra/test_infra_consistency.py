@@ -1,6 +1,6 @@
 """Bicep and Terraform deploy the same system: same inputs and outputs, same naming pattern,
-same Function App, queues, tables, role assignments, alerts and workbook; and the metric names
-they query are the ones docs/monitoring.md promises."""
+same Function App, queues, tables, role assignments, alerts, workbook and Event Grid system
+topics; and the metric names they query are the ones docs/monitoring.md promises."""
 
 from __future__ import annotations
 
@@ -32,6 +32,15 @@ ROLES = {
     "4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0": "Azure Service Bus Data Receiver",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
     "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",  # token mode only
+    # Held by each Event Grid system topic's own identity, on the dead-letter container only.
+    "ba92f5b4-2d11-453d-a403-e96b0029c9fe": "Storage Blob Data Contributor",
+}
+
+# Who holds a Terraform role assignment: the app's identity, or (for_each over the system
+# topics) each Event Grid system topic's system-assigned identity.
+TERRAFORM_PRINCIPALS = {
+    "local.principal_id": None,
+    "each.value.identity[0].principal_id": "for_each = azurerm_eventgrid_system_topic.storage",
 }
 
 # Inputs only one tool has: Bicep gets the subscription and resource group from the CLI.
@@ -236,7 +245,11 @@ def test_each_role_assignment_names_its_role_and_is_named_by_scope_principal_rol
             assert f"roleDefinitions', '{role_id}')" in body, resource
         else:
             scope = re.search(r"^\s*scope\s*= (\S+)$", body, re.MULTILINE).group(1)  # type: ignore[union-attr]
-            assert f'join("-", [{scope}, local.principal_id, "{role_id}"])' in body, resource
+            principal = re.search(r"^\s*principal_id\s*= (\S+)$", body, re.MULTILINE).group(1)  # type: ignore[union-attr]
+            assert principal in TERRAFORM_PRINCIPALS, f"{resource}: unknown principal {principal}"
+            holder = TERRAFORM_PRINCIPALS[principal]
+            assert holder is None or f"{holder}\n" in body, f"{resource}: {principal} needs {holder}"
+            assert f'join("-", [{scope}, {principal}, "{role_id}"])' in body, resource
             assert f'role_definition_id = "${{local.role_definition_prefix}}/{role_id}"' in body, resource
         assert re.search(r"principal_?[tT]ype\s*[:=] ['\"]ServicePrincipal['\"]", body), resource
         seen.add(role_id)
@@ -325,3 +338,333 @@ def test_the_infrastructure_queries_only_documented_metric_names() -> None:
     used = set(re.findall(r"scheduler\.[a-z_]+", _infra_text()))
     assert used, "the infrastructure queries no custom metric"
     assert used <= documented, f"undocumented metric names: {sorted(used - documented)}"
+
+
+# --- file arrival triggers (Event Grid) --------------------------------------------------------
+
+FUNCTIONS_DIR = BICEP_DIR.parents[1] / "functions"
+BLOB_CREATED_FUNCTION = "blob_created"
+# Only these BlobCreated APIs announce a complete blob (shared/services/events.py).
+CREATED_BLOB_APIS = ["PutBlob", "PutBlockList", "CopyBlob", "FlushWithClose"]
+SUBJECT_PREFIX = "/blobServices/default/containers/"
+DEAD_LETTER_CONTAINER = "eventgrid-deadletter"
+# Event Grid allows 25 filter values per subscription: 4 APIs and 4 excluded app containers.
+MAX_WATCHED_CONTAINERS = 25 - len(CREATED_BLOB_APIS) - 4
+
+
+def _bicep_event_grid(bicep: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+    return bicep("modules/eventgrid.bicep")
+
+
+def _tf_subscription(terraform: dict[str, Any]) -> dict[str, Any]:
+    return terraform_resources(terraform, "azurerm_eventgrid_system_topic_event_subscription")["blob_created"]
+
+
+def _tf_block(body: dict[str, Any], name: str) -> dict[str, Any]:
+    """The one nested block `name` of a python-hcl2 body."""
+    blocks = body[name]
+    assert isinstance(blocks, list) and len(blocks) == 1, name
+    block: dict[str, Any] = blocks[0]
+    return block
+
+
+def _tf_dynamic(body: dict[str, Any], name: str) -> dict[str, Any]:
+    found = [d[f'"{name}"'] for d in body.get("dynamic", []) if f'"{name}"' in d]
+    assert len(found) == 1, f"no dynamic {name} block"
+    block: dict[str, Any] = found[0]
+    return block
+
+
+def test_one_system_topic_per_watched_storage_account_with_its_own_identity(
+    bicep: Callable[[str], dict[str, Any]], terraform: dict[str, Any]
+) -> None:
+    main = bicep("main.bicep")
+    module = main["modules"]["eventGrid"]
+    assert module["detail"]["path"] == "modules/eventgrid.bicep"
+    assert module["config"]["loop_type"]["detail"]["array_name"] == "watchedStorageAccountIds"
+    assert module["config"]["config"]["params"]["sourceStorageAccountId"] == "accountId"
+    # Empty landing ids watch the deployment's own account.
+    watched = main["variables"]["watchedStorageAccountIds"]["value"]["operator"]["operands"]
+    assert watched == {
+        "condition": "watchesOwnStorage",
+        "true_value": ["ownStorageAccountId"],
+        "false_value": "landingStorageAccountIds",
+    }
+    topic = _bicep_event_grid(bicep)["resources"]["systemTopic"]
+    assert topic["type"] == "Microsoft.EventGrid/systemTopics"
+    assert topic["config"]["properties"] == {
+        "source": "sourceStorageAccountId",
+        "topicType": "Microsoft.Storage.StorageAccounts",
+    }
+    assert topic["config"]["identity"] == {"type": "SystemAssigned"}
+
+    tf_topic = terraform_resources(terraform, "azurerm_eventgrid_system_topic")["storage"]
+    assert tf_topic["for_each"] == "${local.watched_storage_accounts}"
+    assert hcl_text(tf_topic["topic_type"]) == "Microsoft.Storage.StorageAccounts"
+    assert tf_topic["source_arm_resource_id"] == "${each.value.id}"
+    assert hcl_text(_tf_block(tf_topic, "identity")["type"]) == "SystemAssigned"
+    local_values = terraform_locals(terraform)
+    assert local_values["watches_own_storage"] == "${length(var.landing_storage_account_ids) == 0}"
+    watched_tf = local_values["watched_storage_accounts"]
+    assert watched_tf.startswith(
+        "${local.watches_own_storage ? tomap({(local.names.storage) = {id = azurerm_storage_account.this.id"
+    )
+    assert "for id in var.landing_storage_account_ids" in watched_tf
+
+
+def test_the_subscription_delivers_blob_created_events_to_the_blob_created_function(
+    bicep: Callable[[str], dict[str, Any]], terraform: dict[str, Any]
+) -> None:
+    main = bicep("main.bicep")
+    assert main["variables"]["blobCreatedFunctionName"]["value"] == BLOB_CREATED_FUNCTION
+    params = main["modules"]["eventGrid"]["config"]["config"]["params"]
+    assert params["functionName"] == "blobCreatedFunctionName"
+    assert "functionApp" in json.dumps(params["functionAppId"])
+    subscription = _bicep_event_grid(bicep)["resources"]["blobCreated"]["config"]["config"]["properties"]
+    destination = subscription["destination"]
+    assert destination == {
+        "endpointType": "AzureFunction",
+        "properties": {
+            "resourceId": "${functionAppId}/functions/${functionName}",
+            "maxEventsPerBatch": 1,
+            "preferredBatchSizeInKilobytes": 64,
+        },
+    }
+    assert subscription["filter"]["includedEventTypes"] == ["Microsoft.Storage.BlobCreated"]
+    assert subscription["eventDeliverySchema"] == "EventGridSchema"
+
+    tf = _tf_subscription(terraform)
+    assert hcl_text(terraform_locals(terraform)["blob_created_function_name"]) == BLOB_CREATED_FUNCTION
+    endpoint = _tf_block(tf, "azure_function_endpoint")
+    assert hcl_text(endpoint["function_id"]) == (
+        "${azapi_resource.function_app.id}/functions/${local.blob_created_function_name}"
+    )
+    assert endpoint["max_events_per_batch"] == 1
+    assert endpoint["preferred_batch_size_in_kilobytes"] == 64
+    assert [hcl_text(t) for t in tf["included_event_types"]] == ["Microsoft.Storage.BlobCreated"]
+    assert hcl_text(tf["event_delivery_schema"]) == "EventGridSchema"
+    # An AzureFunction endpoint, never a webhook URL (that would carry the function's key).
+    assert "webhook_endpoint" not in tf
+    assert "WebHook" not in (BICEP_DIR / "modules" / "eventgrid.bicep").read_text()
+
+
+def test_the_function_the_infrastructure_names_is_an_event_grid_trigger_in_the_code() -> None:
+    """The endpoint names a function the app registers with an Event Grid trigger."""
+    registered = {
+        match.group(1)
+        for path in FUNCTIONS_DIR.glob("*.py")
+        for match in re.finditer(
+            r'@\w+\.function_name\("(\w+)"\)\s*\n\s*@\w+\.event_grid_trigger\(', path.read_text()
+        )
+    }
+    assert BLOB_CREATED_FUNCTION in registered, f"Event Grid-triggered functions in functions/: {registered}"
+
+
+def test_only_the_four_blob_apis_that_complete_a_blob_are_delivered(
+    bicep: Callable[[str], dict[str, Any]], terraform: dict[str, Any]
+) -> None:
+    assert bicep("main.bicep")["variables"]["createdBlobApis"]["value"] == CREATED_BLOB_APIS
+    assert bicep("main.bicep")["modules"]["eventGrid"]["config"]["config"]["params"]["createdBlobApis"] == (
+        "createdBlobApis"
+    )
+    module = _bicep_event_grid(bicep)
+    assert module["variables"]["apiFilter"]["value"] == [
+        {"operatorType": "StringIn", "key": "data.api", "values": "createdBlobApis"}
+    ]
+    properties = module["resources"]["blobCreated"]["config"]["config"]["properties"]
+    concat = properties["filter"]["advancedFilters"]["function"]
+    assert concat["type"] == "concat"
+    assert list(concat["parameters"].values()) == ["apiFilter", "containerFilter", "exclusionFilter"]
+
+    assert [hcl_text(api) for api in terraform_locals(terraform)["created_blob_apis"]] == CREATED_BLOB_APIS
+    advanced = _tf_block(_tf_subscription(terraform), "advanced_filter")
+    string_in = _tf_block(advanced, "string_in")
+    assert hcl_text(string_in["key"]) == "data.api"
+    assert string_in["values"] == "${local.created_blob_apis}"
+
+
+def test_watched_containers_become_a_subject_prefix_filter_within_event_grid_limits(
+    bicep: Callable[[str], dict[str, Any]], terraform: dict[str, Any]
+) -> None:
+    module = _bicep_event_grid(bicep)
+    assert module["variables"]["subjectPrefix"]["value"] == SUBJECT_PREFIX
+    operands = module["variables"]["containerFilter"]["value"]["operator"]["operands"]
+    assert operands["true_value"] == []  # no containers: no filter, every container
+    (container_filter,) = operands["false_value"]
+    assert container_filter["operatorType"] == "StringBeginsWith"
+    assert container_filter["key"] == "subject"
+    assert container_filter["values"] == "watchedSubjects"
+    subjects = module["variables"]["watchedSubjects"]["value"]
+    assert subjects["loop_type"]["detail"]["array_name"] == "watchedContainers"
+    assert subjects["config"] == "${subjectPrefix}${container}/"
+    for parameters in (bicep("main.bicep")["parameters"], module["parameters"]):
+        limits = [d for d in parameters["watchedContainers"]["decorators"] if d["type"] == "max_length"]
+        assert limits == [{"type": "max_length", "argument": MAX_WATCHED_CONTAINERS}]
+
+    assert hcl_text(terraform_locals(terraform)["event_grid_subject_prefix"]) == SUBJECT_PREFIX
+    begins_with = _tf_dynamic(_tf_block(_tf_subscription(terraform), "advanced_filter"), "string_begins_with")
+    assert begins_with["for_each"] == "${length(var.watched_containers) > 0 ? [var.watched_containers] : []}"
+    content = _tf_block(begins_with, "content")
+    assert hcl_text(content["key"]) == "subject"
+    assert content["values"] == (
+        '${[for container in string_begins_with.value : "${local.event_grid_subject_prefix}${container}/"]}'
+    )
+    validations = terraform_blocks(terraform, "variable")["watched_containers"]["validation"]
+    limit = f"${{length(var.watched_containers) <= {MAX_WATCHED_CONTAINERS}}}"
+    assert any(validation["condition"] == limit for validation in validations)
+
+
+def test_the_apps_own_containers_are_never_delivered(
+    bicep: Callable[[str], dict[str, Any]], terraform: dict[str, Any]
+) -> None:
+    """Host blobs (timer status every minute) and the dead-letter container stay out: a
+    dead-lettered event written to a watched container would be delivered, fail, and loop."""
+    main = bicep("main.bicep")
+    variables = main["variables"]
+    assert variables["deadLetterContainerName"]["value"] == DEAD_LETTER_CONTAINER
+    assert variables["appBlobContainers"]["value"] == [
+        "azure-webjobs-hosts",
+        "azure-webjobs-secrets",
+        "deploymentContainerName",
+        "deadLetterContainerName",
+    ]
+    excluded = main["modules"]["eventGrid"]["config"]["config"]["params"]["excludedContainers"]
+    assert excluded["operator"]["operands"]["true_value"] == "appBlobContainers"
+    assert "ownStorageAccountId" in json.dumps(excluded["operator"]["operands"]["condition"])
+    operands = _bicep_event_grid(bicep)["variables"]["exclusionFilter"]["value"]["operator"]["operands"]
+    (exclusion,) = operands["false_value"]
+    assert (exclusion["operatorType"], exclusion["key"]) == ("StringNotBeginsWith", "subject")
+    assert exclusion["values"] == "excludedSubjects"
+    subjects = _bicep_event_grid(bicep)["variables"]["excludedSubjects"]["value"]
+    assert subjects["loop_type"]["detail"]["array_name"] == "excludedContainers"
+    assert subjects["config"] == "${subjectPrefix}${container}/"
+
+    local_values = terraform_locals(terraform)
+    assert hcl_text(local_values["dead_letter_container_name"]) == DEAD_LETTER_CONTAINER
+    assert local_values["app_blob_containers"] == [
+        '"azure-webjobs-hosts"',
+        '"azure-webjobs-secrets"',
+        "${local.deployment_container_name}",
+        "${local.dead_letter_container_name}",
+    ]
+    not_begins_with = _tf_dynamic(
+        _tf_block(_tf_subscription(terraform), "advanced_filter"), "string_not_begins_with"
+    )
+    assert not_begins_with["for_each"] == (
+        "${local.watched_storage_accounts[each.key].own ? [local.app_blob_containers] : []}"
+    )
+    content = _tf_block(not_begins_with, "content")
+    assert hcl_text(content["key"]) == "subject"
+    assert "local.event_grid_subject_prefix" in content["values"]
+
+
+def test_undeliverable_events_are_dead_lettered_with_the_topics_identity(
+    bicep: Callable[[str], dict[str, Any]], terraform: dict[str, Any]
+) -> None:
+    properties = _bicep_event_grid(bicep)["resources"]["blobCreated"]["config"]["config"]["properties"]
+    assert properties["retryPolicy"] == {"maxDeliveryAttempts": 30, "eventTimeToLiveInMinutes": 1440}
+    assert "deadLetterDestination" not in properties, "dead-letter with the identity, not with a key"
+    dead_letter = properties["deadLetterWithResourceIdentity"]
+    assert dead_letter["identity"] == {"type": "SystemAssigned"}
+    destination = dead_letter["deadLetterDestination"]
+    assert destination["endpointType"] == "StorageBlob"
+    assert destination["properties"]["blobContainerName"] == "deadLetterContainerName"
+    assert "deadLetterStorageAccount" in json.dumps(destination["properties"]["resourceId"])
+    params = bicep("main.bicep")["modules"]["eventGrid"]["config"]["config"]["params"]
+    assert "deadLetterContainerName" in json.dumps(params["deadLetterContainerName"])
+    assert "storage" in json.dumps(params["deadLetterStorageAccountName"])
+    storage = bicep("modules/storage.bicep")["resources"]["deadLetterContainer"]["config"]
+    assert storage["name"] == "deadLetterContainerName"
+    assert storage["properties"] == {"publicAccess": "None"}
+
+    tf = _tf_subscription(terraform)
+    assert _tf_block(tf, "retry_policy") | {"__is_block__": True} == {
+        "max_delivery_attempts": 30,
+        "event_time_to_live": 1440,
+        "__is_block__": True,
+    }
+    assert hcl_text(_tf_block(tf, "dead_letter_identity")["type"]) == "SystemAssigned"
+    tf_destination = _tf_block(tf, "storage_blob_dead_letter_destination")
+    assert tf_destination["storage_account_id"] == "${azurerm_storage_account.this.id}"
+    assert tf_destination["storage_blob_container_name"] == "${azurerm_storage_container.dead_letter.name}"
+    container = terraform_resources(terraform, "azurerm_storage_container")["dead_letter"]
+    assert container["name"] == "${local.dead_letter_container_name}"
+    assert hcl_text(container["container_access_type"]) == "private"
+    # Delivery needs no identity: Event Grid calls an AzureFunction endpoint itself. Only the
+    # dead-letter writes use one, and the subscription waits for its role.
+    assert "delivery_identity" not in tf
+    assert tf["depends_on"] == ["${azurerm_role_assignment.event_grid_dead_letter_writer}"]
+    assert _bicep_event_grid(bicep)["resources"]["blobCreated"]["config"]["config"]["dependsOn"] == [
+        "deadLetterWriter"
+    ]
+
+
+def test_the_topics_identity_may_write_only_to_the_dead_letter_container(
+    bicep: Callable[[str], dict[str, Any]], terraform: dict[str, Any]
+) -> None:
+    role = bicep("modules/eventgrid-deadletter-role.bicep")["resources"]["deadLetterWriter"]["config"]
+    assert role["scope"] == "deadLetterContainer"
+    writer = json.dumps(
+        _bicep_event_grid(bicep)["modules"]["deadLetterWriter"]["config"]["params"]["principalId"]
+    )
+    assert "systemTopic" in writer and "principalId" in writer
+    tf_role = terraform_resources(terraform, "azurerm_role_assignment")["event_grid_dead_letter_writer"]
+    assert tf_role["scope"] == "${local.dead_letter_container_id}"
+    assert hcl_text(terraform_locals(terraform)["dead_letter_container_id"]) == (
+        "${azurerm_storage_account.this.id}/blobServices/default/containers/"
+        "${azurerm_storage_container.dead_letter.name}"
+    )
+
+
+def test_subscriptions_wait_for_enable_file_arrival_events(
+    bicep: Callable[[str], dict[str, Any]], terraform: dict[str, Any]
+) -> None:
+    """Event Grid refuses an AzureFunction subscription whose function is not published yet."""
+    assert bicep("main.bicep")["parameters"]["enableFileArrivalEvents"]["default"] is False
+    params = bicep("main.bicep")["modules"]["eventGrid"]["config"]["config"]["params"]
+    assert params["createSubscription"] == "enableFileArrivalEvents"
+    assert _bicep_event_grid(bicep)["resources"]["blobCreated"]["config"]["condition"] == "createSubscription"
+    assert terraform_blocks(terraform, "variable")["enable_file_arrival_events"]["default"] is False
+    assert _tf_subscription(terraform)["for_each"] == (
+        "${{for key, topic in azurerm_eventgrid_system_topic.storage : key => topic"
+        " if var.enable_file_arrival_events}}"
+    )
+
+
+def test_the_event_grid_alerts_are_the_same_in_both_tools(
+    bicep: Callable[[str], dict[str, Any]], terraform: dict[str, Any]
+) -> None:
+    module = _bicep_event_grid(bicep)
+    bicep_rules = {
+        rule["key"]: (rule["metricName"], rule["severity"], rule["description"])
+        for rule in module["variables"]["alertRules"]["value"]
+    }
+    tf_rules = {
+        hcl_text(key): (hcl_text(rule["metric_name"]), rule["severity"], hcl_text(rule["description"]))
+        for key, rule in terraform_locals(terraform)["event_grid_alert_rules"].items()
+        if not key.startswith("__")
+    }
+    assert bicep_rules == tf_rules
+    assert {metric for metric, _, _ in bicep_rules.values()} == {"DeadLetteredCount", "DroppedEventCount"}
+    criterion = module["resources"]["alerts"]["config"]["config"]["properties"]["criteria"]["allOf"][0]
+    assert criterion["metricNamespace"] == "Microsoft.EventGrid/systemTopics"
+    threshold = ("Total", "GreaterThan", 0)
+    assert (criterion["timeAggregation"], criterion["operator"], criterion["threshold"]) == threshold
+    tf_alert = terraform_resources(terraform, "azurerm_monitor_metric_alert")["event_grid"]
+    tf_criterion = _tf_block(tf_alert, "criteria")
+    assert hcl_text(tf_criterion["metric_namespace"]) == "Microsoft.EventGrid/systemTopics"
+    tf_threshold = (hcl_text(tf_criterion["aggregation"]), hcl_text(tf_criterion["operator"]))
+    assert (*tf_threshold, tf_criterion["threshold"]) == threshold
+    assert tf_alert["scopes"] == ["${azurerm_eventgrid_system_topic.storage[each.value.account].id}"]
+
+
+def test_entra_auth_lets_event_grid_reach_its_webhook(
+    bicep: Callable[[str], dict[str, Any]], terraform: dict[str, Any]
+) -> None:
+    """Event Grid calls /runtime/webhooks/EventGrid with the function's system key, no token."""
+    auth = bicep("modules/function-app.bicep")["resources"]["authSettings"]["config"]["config"]["properties"]
+    excluded = {path.lower() for path in auth["globalValidation"]["excludedPaths"]}
+    assert {"/api/health", "/runtime/webhooks/eventgrid"} <= excluded
+    tf_auth = terraform_resources(terraform, "azapi_update_resource")["auth_settings"]["body"]["properties"]
+    tf_excluded = {hcl_text(path).lower() for path in tf_auth["globalValidation"]["excludedPaths"]}
+    assert tf_excluded == excluded

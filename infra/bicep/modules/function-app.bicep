@@ -138,7 +138,10 @@ resource scmPublishing 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2
 }
 
 // App Service Authentication validates bearer tokens for the API (no login flow, so no client
-// secret); the health probe stays anonymous.
+// secret); the health probe stays anonymous, and so does the Event Grid webhook of the
+// blob_created function, which Event Grid calls without a token (the Functions host requires
+// the eventgrid_extension system key there, which Event Grid fetches itself). Both spellings:
+// the Functions docs write EventGrid, the host accepts either.
 resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = if (enableEntraAuth) {
   // checkov reads every Microsoft.Web/sites/config as the site's web config; this one is
   // authsettingsV2, where the settings below do not exist (the site itself passes them).
@@ -160,6 +163,8 @@ resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = if (enableEntraA
       unauthenticatedClientAction: 'Return401'
       excludedPaths: [
         '/api/health'
+        '/runtime/webhooks/EventGrid'
+        '/runtime/webhooks/eventgrid'
       ]
     }
     httpSettings: {

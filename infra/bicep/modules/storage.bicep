@@ -1,5 +1,6 @@
 // Storage account: host storage for the Functions runtime, the Flex Consumption deployment
-// package container, and the scheduler's tables. Entra ID only: shared keys are disabled.
+// package container, the container of dead-lettered Event Grid events, and the scheduler's
+// tables. Entra ID only: shared keys are disabled.
 
 @description('Name of the storage account (3-24 lowercase letters and digits).')
 param name string
@@ -15,6 +16,9 @@ param skuName string
 
 @description('Blob container Flex Consumption deploys the app package to.')
 param deploymentContainerName string
+
+@description('Blob container Event Grid writes the BlobCreated events it gives up on to.')
+param deadLetterContainerName string
 
 @description('Tables the scheduler uses (JOBS_TABLE, RUNS_TABLE).')
 param tableNames array
@@ -100,6 +104,14 @@ resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/con
   }
 }
 
+resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: deadLetterContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
 resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
   parent: storageAccount
   name: 'default'
@@ -152,3 +164,4 @@ output name string = storageAccount.name
 output blobEndpoint string = storageAccount.properties.primaryEndpoints.blob
 output tableEndpoint string = storageAccount.properties.primaryEndpoints.table
 output deploymentContainerUrl string = '${storageAccount.properties.primaryEndpoints.blob}${deploymentContainer.name}'
+output deadLetterContainerName string = deadLetterContainer.name
