@@ -23,9 +23,10 @@ from datetime import datetime, timedelta
 from shared.adapters.databricks import LaunchRequest, idempotency_token, placeholder_context
 from shared.domain.dispatch import expected_duration
 from shared.domain.errors import ConcurrencyConflict, ExternalError, NotFound
-from shared.domain.job import Job, JobStatus
+from shared.domain.job import Job, JobStatus, OverlapPolicy
 from shared.domain.policies import OverlapVerdict, overlap_verdict
 from shared.domain.run import (
+    ACTIVE,
     Attempt,
     AttemptResult,
     FailureKind,
@@ -48,6 +49,7 @@ from shared.telemetry import metrics
 
 log = logging.getLogger(__name__)
 RETRY_SLOT_WAIT = timedelta(minutes=1)
+OVERLAP_RECHECK = timedelta(minutes=1)  # a file run waiting for its job's active run looks again
 
 
 class Launcher:
@@ -71,16 +73,36 @@ class Launcher:
         run, etag = found
         if not _launchable(run, ref.attempt):
             return self._already(run, ref.attempt, now, redelivered)
+        read = ctx.job_read(run.tenant, run.job_id)
+        others = [r for r, _ in recent if r.run_key != run.run_key]
         if _gathering(run):  # a file arrival run: take no more files from here on
             if run.intent is not None and run.intent.due_at > now + events.EARLY:
                 return Outcome("early")  # more files moved its launch: that launch's message follows
+            job = read[0] if read else None
             try:
+                if job is not None and _waits_for_active(job, others):
+                    return self._gather_longer(run, etag, now)
                 run, etag = ctx.write(run, etag, run.model_copy(update={"sealed_at": now}), now)
             except ConcurrencyConflict:  # a file joined it meanwhile: read it again
                 return self.launch(ref, redelivered=redelivered)
-        read = ctx.job_read(run.tenant, run.job_id)
-        others = [r for r, _ in recent if r.run_key != run.run_key]
         return self._decide(run, etag, read, others, ref.attempt, now)
+
+    def _gather_longer(self, run: Run, etag: str, now: datetime) -> Outcome:
+        """A file run whose job does not overlap runs (`skip`, `buffer_one`) while one is active:
+        it keeps taking files and looks again in a minute, rather than being skipped with them."""
+        due = now + OVERLAP_RECHECK
+        later = run.model_copy(
+            update={
+                "intent": launch_intent(run, 1, due, f"{launch_id(run, 1)}.w{epoch_ms(now)}"),
+                "scheduled_for": due,
+            }
+        )
+        saved, _ = self.ctx.write(run, etag, later, now)
+        try:
+            self.ctx.send(saved)
+        except ExternalError as err:  # recorded: the watchdog sends it
+            log.warning("could not send a file run's later launch; the watchdog will: %s", err.detail)
+        return Outcome("waiting_for_active", saved)
 
     def _decide(
         self, run: Run, etag: str, read: JobRead, others: list[Run], attempt: int, now: datetime
@@ -289,6 +311,12 @@ def _launchable(run: Run, attempt: int) -> bool:
     return (run.state in (RunState.SCHEDULED, RunState.QUEUED) and attempt == 1) or (
         run.state is RunState.RETRY_WAIT and attempt == run.attempt
     )
+
+
+def _waits_for_active(job: Job, others: list[Run]) -> bool:
+    """Whether a file run should go on gathering: its job runs one at a time and one is active."""
+    one_at_a_time = job.definition.overlap in (OverlapPolicy.SKIP, OverlapPolicy.BUFFER_ONE)
+    return one_at_a_time and any(r.state in ACTIVE for r in others)
 
 
 def _gathering(run: Run) -> bool:

@@ -11,10 +11,13 @@ from typing import Any
 
 import pytest
 
+from shared.adapters.databricks import Phase
 from shared.domain.errors import Conflict, InvalidInput
 from shared.domain.job import Job, JobDefinition
 from shared.domain.run import Run, RunState, Trigger
+from shared.services import events
 from tests.conftest import TableFactory
+from tests.fakes.databricks import FakeOutcome
 from tests.world import ALICE, T0, World
 
 ACCOUNT = "landingacct"
@@ -167,6 +170,40 @@ def test_runs_start_at_least_min_time_between_triggers_apart(table_factory: Tabl
     w.deliver(until=T0 + timedelta(minutes=6))
     second = w.read(second)
     assert launched(second) and len(urls(second)) == 2
+
+
+def test_files_wait_for_the_active_run_of_a_job_that_runs_one_at_a_time(table_factory: TableFactory) -> None:
+    """With overlap `skip` (the default), a file run is not skipped while another run is active: it
+    keeps taking files, and starts when the active run has ended."""
+    w = world(table_factory)
+    job = file_job(w)
+    w.fake.outcomes.append(FakeOutcome.HANG)
+    w.s.events.blob_event(blob_event("sales/a.csv"))
+    w.deliver(until=T0 + timedelta(seconds=1))
+    (first,) = file_runs(w, job)
+    w.clock.set(T0 + timedelta(seconds=5))
+    assert w.s.events.blob_event(blob_event("sales/b.csv")) == ["started"]
+    w.deliver(until=T0 + timedelta(seconds=6))
+    w.clock.set(T0 + timedelta(seconds=30))
+    assert w.s.events.blob_event(blob_event("sales/c.csv")) == ["joined"]
+    w.deliver(until=T0 + timedelta(minutes=3))
+    first, second = file_runs(w, job)
+    assert first.state is RunState.RUNNING and second.state is RunState.SCHEDULED
+    w.fake.finish(first.databricks_run_id or 0, Phase.SUCCEEDED)
+    w.run_until(T0 + timedelta(minutes=8))
+    first, second = file_runs(w, job)
+    assert first.state is RunState.SUCCEEDED and second.state is RunState.SUCCEEDED
+    assert [u.rsplit("/", 1)[1] for u in sent_files(w, second)] == ["b.csv", "c.csv"]
+
+
+def test_a_run_lists_at_most_max_files(table_factory: TableFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(events, "MAX_FILES", 3)
+    w = world(table_factory)
+    job = file_job(w, wait_after_last_change="PT1M")
+    outcomes = [o for i in range(7) for o in w.s.events.blob_event(blob_event(f"sales/{i}.csv"))]
+    assert outcomes == ["started", "joined", "joined", "started", "joined", "joined", "started"]
+    w.deliver(until=T0 + timedelta(minutes=2))
+    assert sorted(len(urls(r)) for r in file_runs(w, job)) == [1, 3, 3]
 
 
 def test_a_paused_job_records_or_drops_its_events_and_resume_does_not_replay_them(
