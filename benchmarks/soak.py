@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         "pooled (waited)",
         "over capacity",
         "leaked",
+        "event causes (runs)",
+        "causes lost/doubled",
         "s",
     ]
     print("| " + " | ".join(columns) + " |")
@@ -61,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{r.pooled_runs} ({r.waited_for_a_slot})",
             r.over_capacity,
             r.leaked,
+            f"{r.event_causes} ({r.event_runs})",
+            r.causes_lost_or_doubled,
             f"{time.monotonic() - started:.1f}",
         ]
         print("| " + " | ".join(str(c) for c in cells) + " |")

@@ -10,6 +10,11 @@ twin and a scripted fake Databricks, while faults strike at random:
 - duplicate deliveries; hosts that die after a handler did its work (the lock runs out);
 - two ticks running at once; Databricks answering 429 or 503.
 
+File arrival and webhook jobs get their causes (36 files, 12 webhook keys) at random times,
+each delivered one to three times (a copy with the same event id or a new one, some 20 minutes
+late), and again 10-60 s later whenever the handler raised: every file and key must end up in
+exactly one run.
+
 Every third job runs in a bounded pool (`POOL_SLOTS` slots): after every delivery the pool is read
 (past the faults) and must hold no more than its slots; at the end it must hold nothing and have
 nobody waiting (a slot released exactly once, no waiting run lost).
@@ -25,7 +30,7 @@ import itertools
 import random
 import re
 import threading
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -217,6 +222,9 @@ class Report:
     leaked: int = 0  # leases and queue entries left when everything had ended
     pooled_runs: int = 0
     waited_for_a_slot: int = 0
+    event_causes: int = 0  # distinct files and webhook keys delivered (each 1-3 times, some late)
+    event_runs: int = 0
+    causes_lost_or_doubled: int = 0  # files or keys in no run, or in more than one
     faults: Counter[str] = field(default_factory=Counter)
     repairs: int = 0  # messages the watchdog re-sent (a lost launch, a dead-lettered message)
     deferrals: int = 0  # messages put off after a passing error
@@ -232,6 +240,7 @@ class Report:
             or self.overlapping_runs
             or self.over_capacity
             or self.leaked
+            or self.causes_lost_or_doubled
         )
 
 
@@ -273,6 +282,11 @@ class Soak:
         self.duplicated = 0
         self.host_deaths = 0
         self.over_capacity = 0
+        self.event_jobs: list[Job] = []
+        self.expected_files: defaultdict[str, set[str]] = defaultdict(set)
+        self.webhook_keys: set[str] = set()
+        self._pending: list[tuple[datetime, tuple[str, Any]]] = []
+        self.event_retries = 0
 
     def create_jobs(self) -> None:
         self.world.s.pool_service.put(POOL, PoolSpec(slots=POOL_SLOTS), ALICE)
@@ -289,6 +303,98 @@ class Soak:
             }
             job = self.world.s.job_service.create("team-a", ALICE, JobDefinition.model_validate(body))
             self.jobs.append((kind, job))
+
+    def create_event_jobs(self) -> None:
+        """File arrival jobs (one folding files for 2 minutes, one at most every 10 minutes, one in
+        the pool; all one run at a time) and a webhook job, with causes to deliver at random."""
+        triggers = [
+            {"wait_after_last_change": "PT2M"},
+            {"min_time_between_triggers": "PT10M"},
+            {},
+        ]
+        for n, extra in enumerate(triggers):
+            body = {
+                "name": f"ok#f{n}",
+                "job_type": "data_processing",
+                "task": {
+                    "kind": "databricks_job",
+                    "job_id": 2000 + n,
+                    "parameters": {"f": "{{trigger.files}}"},
+                },
+                "triggers": [{"kind": "file_arrival", "container": f"drop{n}", **extra}],
+                "overlap": "skip",  # a file run waits for the active one; it is never skipped
+                "pool": POOL if n == 2 else "default",
+            }
+            job = self.world.s.job_service.create("team-a", ALICE, JobDefinition.model_validate(body))
+            self.event_jobs.append(job)
+        hook = {
+            "name": "ok#w",
+            "job_type": "other",
+            "task": {"kind": "databricks_job", "job_id": 2100},
+            "triggers": [{"kind": "webhook"}],
+            "overlap": "allow",
+        }
+        self.webhook_job = self.world.s.job_service.create(
+            "team-a", ALICE, JobDefinition.model_validate(hook)
+        )
+        rng = self.rng
+        for i in range(36):
+            n = i % len(triggers)
+            at = START + timedelta(minutes=rng.randint(3, 100), seconds=rng.randint(0, 59))
+            event = _blob_created(f"drop{n}", f"part-{i:03d}.csv", f"0x{i:04X}")
+            self.expected_files[self.event_jobs[n].id].add(event["data"]["url"])
+            for copy in range(rng.choice([1, 1, 2, 3])):  # duplicates: the same id, or a new one
+                late = timedelta(minutes=rng.choice([0, 0, 1, 20])) * copy
+                again = event if copy % 2 else {**event, "id": f"{event['id']}-{copy}"}
+                self._pending.append((at + late, ("file", again)))
+        for i in range(12):
+            at = START + timedelta(minutes=rng.randint(3, 100))
+            for copy in range(rng.choice([1, 2, 3])):  # a client retrying its call
+                self._pending.append((at + timedelta(seconds=30 * copy), ("webhook", f"call-{i}")))
+        self.webhook_keys = {f"call-{i}" for i in range(12)}
+
+    def _deliver_events(self, until: datetime) -> None:
+        """Run the world to each cause's time and hand it over; a handler that raises gets it again
+        10-60 s later, as Event Grid (or a retrying client) would."""
+        w = self.world
+        while self._pending:
+            self._pending.sort(key=lambda item: item[0])
+            at, (kind, payload) = self._pending[0]
+            if at > until:
+                break
+            self._pending.pop(0)
+            w.run_until(max(at, w.clock.now()))
+            try:
+                if kind == "file":
+                    w.s.events.blob_event(payload)
+                else:
+                    w.s.events.webhook("team-a", self.webhook_job.id, payload, {"n": payload}, "soak")
+            except Exception:  # whatever the handler met, the cause comes again
+                self.event_retries += 1
+                retry = w.clock.now() + timedelta(seconds=self.rng.randint(10, 60))
+                self._pending.append((retry, (kind, payload)))
+
+    def _check_events(self, report: Report) -> None:
+        for job in self.event_jobs:
+            runs = self.world.runs(job)
+            listed = Counter(f.url for r in runs if r.cause and r.cause.files for f in r.cause.files)
+            expected = self.expected_files[job.id]
+            report.event_causes += len(expected)
+            report.event_runs += len(runs)
+            wrong = {u for u in expected if listed[u] != 1} | (set(listed) - expected)
+            report.causes_lost_or_doubled += len(wrong)
+            if wrong:
+                report.problems.append(
+                    f"{job.definition.name}: files in no run or in two: {sorted(wrong)[:3]}"
+                )
+        runs = self.world.runs(self.webhook_job)
+        keys = Counter(r.cause.idempotency_key for r in runs if r.cause)
+        report.event_causes += len(self.webhook_keys)
+        report.event_runs += len(runs)
+        wrong_keys = {k for k in self.webhook_keys if keys[k] != 1}
+        report.causes_lost_or_doubled += len(wrong_keys)
+        if wrong_keys:
+            report.problems.append(f"webhook keys in no run or in two: {sorted(wrong_keys)}")
 
     def arm_faults(self) -> None:
         w, rng, rate = self.world, self.rng, self.rate
@@ -361,8 +467,11 @@ class Soak:
 
     def run(self) -> Report:
         self.create_jobs()
+        self.create_event_jobs()
         self.arm_faults()
+        self._deliver_events(CUTOFF + timedelta(minutes=30))
         self.world.run_until(CUTOFF + timedelta(minutes=30))
+        self._deliver_events(SETTLE)  # retries still owed when the storms end
         self.disarm_faults()  # storms end; repairs must finish what they left
         self.world.run_until(SETTLE)
         return self.report()
@@ -379,7 +488,12 @@ class Soak:
             send_failed=self.send_failures,
             duplicated=self.duplicated,
             host_deaths=self.host_deaths,
+            event_retries=self.event_retries,
         )
+        self._check_events(report)
+        for job in [*self.event_jobs, self.webhook_job]:
+            for run in self.world.runs(job):
+                self._check_run(report, KINDS[0], job, run)
         for kind, job in self.jobs:
             runs = self.world.runs(job)
             scheduled = [r for r in runs if r.run_key.startswith("s-")]
@@ -454,6 +568,21 @@ class Soak:
             if start_b < end_a:
                 report.overlapping_runs += 1
                 report.problems.append(f"{job.definition.name}: {key_a} and {key_b} ran at once")
+
+
+def _blob_created(container: str, name: str, etag: str) -> dict[str, Any]:
+    return {
+        "id": f"{container}-{name}",
+        "topic": "/subscriptions/0/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/soak",
+        "subject": f"/blobServices/default/containers/{container}/blobs/{name}",
+        "eventType": "Microsoft.Storage.BlobCreated",
+        "eventTime": START.isoformat(),
+        "data": {
+            "api": "PutBlob",
+            "url": f"https://soak.blob.core.windows.net/{container}/{name}",
+            "eTag": etag,
+        },
+    }
 
 
 def soak(seed: int, rate: float = 0.02) -> Report:

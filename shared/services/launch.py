@@ -89,7 +89,8 @@ class Launcher:
 
     def _gather_longer(self, run: Run, etag: str, now: datetime) -> Outcome:
         """A file run whose job does not overlap runs (`skip`, `buffer_one`) while one is active:
-        it keeps taking files and looks again in a minute, rather than being skipped with them."""
+        it looks again in a minute (still taking files, unless sealed), rather than being skipped
+        with its files."""
         due = now + OVERLAP_RECHECK
         later = run.model_copy(
             update={
@@ -114,6 +115,8 @@ class Launcher:
         skip = _skip_reason(job, run) if first else None
         if skip is None and job is not None and first:
             verdict = overlap_verdict(job.definition.overlap, others)
+            if run.trigger is Trigger.FILE_ARRIVAL and verdict in (OverlapVerdict.QUEUE, OverlapVerdict.SKIP):
+                return self._gather_longer(run, etag, now)  # sealed (a redelivery): never skip its files
             if verdict is OverlapVerdict.QUEUE:
                 return self._queue(run, etag, now)
             if verdict is OverlapVerdict.SKIP:

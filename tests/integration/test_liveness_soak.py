@@ -24,6 +24,7 @@ def test_every_run_ends_as_it_should_under_faults(seed: int, rate: float) -> Non
     assert sum(report.faults.values()) > 200  # the faults struck
     assert report.repairs + report.deferrals > 0
     assert report.waited_for_a_slot > 10  # the bounded pool was contended
+    assert report.event_causes == 48 and report.event_runs > 12  # files folded, keys retried
     assert report.ok, "\n".join(report.problems[:20])
     assert (
         report.stuck,
@@ -33,4 +34,5 @@ def test_every_run_ends_as_it_should_under_faults(seed: int, rate: float) -> Non
         report.overlapping_runs,
         report.over_capacity,
         report.leaked,
-    ) == (0, 0, 0, 0, 0, 0, 0)
+        report.causes_lost_or_doubled,
+    ) == (0, 0, 0, 0, 0, 0, 0, 0)
