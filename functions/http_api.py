@@ -313,6 +313,18 @@ def resume_job(job_id: JobId, ctx: Ctx) -> ChangedOut:
     return _changed(job, f"Job '{job.definition.name}' resumed")
 
 
+@router.post(
+    "/api/jobs/{job_id}/replay",
+    tags=["jobs"],
+    responses=openapi.errors(*CHANGES_STATE, notes={409: "The job is not ACTIVE (resume it first)."}),
+)
+def replay_job(job_id: JobId, ctx: Ctx) -> RunListOut:
+    """Run the events (files, webhook calls) recorded as SKIPPED while the job was last paused: one
+    new run each, with the same cause; calling again starts none. Resuming never replays by itself."""
+    runs = ctx.services.events.replay(ctx.job_tenant(job_id), job_id, ctx.caller.actor.name)
+    return RunListOut(items=[RunOut.of(run) for run in runs], continuation=None)
+
+
 @router.get("/api/jobs/{job_id}/audit", tags=["jobs"], responses=openapi.errors(*BY_ID))
 def job_audit(
     job_id: JobId,

@@ -181,6 +181,8 @@ def job_props(job: Job) -> dict[str, Value]:
         props["next_fire_dst"] = job.next_fire_dst
     if job.shard:
         props["shard"] = job.shard
+    if job.paused_at is not None:
+        props["paused_at"] = job.paused_at.isoformat()
     return props
 
 
@@ -205,6 +207,7 @@ def job_from_row(row: Row) -> Job:
             "updated_by": json.loads(str(d["updated_by"])),
             "last_run_state": d.get("last_run_state"),
             "last_run_at": d.get("last_run_at"),
+            "paused_at": d.get("paused_at"),
         }
     )
 

@@ -64,6 +64,9 @@ class JobOut(JobDefinition):
     next_fire_dst: DstNote | None = None
     last_run_state: RunState | None = None
     last_run_at: datetime | None = None
+    paused_at: datetime | None = Field(
+        None, description="When it was last paused (POST /api/jobs/{job_id}/replay replays from there)."
+    )
     created_at: datetime
     created_by: Actor
     updated_at: datetime
@@ -87,6 +90,7 @@ class JobOut(JobDefinition):
                 "next_fire_dst": job.next_fire_dst,
                 "last_run_state": job.last_run_state,
                 "last_run_at": job.last_run_at,
+                "paused_at": job.paused_at,
                 "created_at": job.created_at,
                 "created_by": job.created_by,
                 "updated_at": job.updated_at,

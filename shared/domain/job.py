@@ -429,6 +429,7 @@ class Job(BaseModel):
     updated_by: Actor
     last_run_state: RunState | None = None
     last_run_at: datetime | None = None
+    paused_at: datetime | None = None  # when it was last paused (kept after a resume: replays start there)
 
     @classmethod
     def new(
@@ -490,7 +491,7 @@ class Job(BaseModel):
     def paused(self, actor: Actor, now: datetime) -> Job:
         if self.status is not JobStatus.ACTIVE:
             raise IllegalTransition(f"only an ACTIVE job can be paused; job {self.id} is {self.status}")
-        return self._changed(actor, now, status=JobStatus.PAUSED)
+        return self._changed(actor, now, status=JobStatus.PAUSED, paused_at=now)
 
     def resumed(self, actor: Actor, now: datetime) -> Job:
         """Back to ACTIVE; fire times missed while paused are not owed: the next one is after now."""

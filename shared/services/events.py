@@ -47,7 +47,16 @@ from shared.domain.errors import (
     NotFound,
 )
 from shared.domain.job import FileArrivalTrigger, Job, JobStatus
-from shared.domain.run import Cause, CausedFile, Run, RunState, SkipReason, Trigger, caused_run_key
+from shared.domain.run import (
+    Cause,
+    CausedFile,
+    Run,
+    RunState,
+    SkipReason,
+    Trigger,
+    caused_run_key,
+    run_key_time,
+)
 from shared.services.conflicts import until_saved
 from shared.services.messages import launch_id, launch_intent
 from shared.services.ports import Watch
@@ -323,6 +332,70 @@ class Events:
         if not paused:
             _send(ctx, run)
         return run, False
+
+    # -- replays ----------------------------------------------------------------------------------
+
+    def replay(self, tenant: str, job_id: str, caller: str) -> list[Run]:
+        """Run again the events (files, webhook calls) recorded as SKIPPED while the job was last
+        paused: one new run per skipped run, with its cause, never two (a replay marker is inserted
+        with it). Conflict unless the job is ACTIVE. The runs started now (none the second time)."""
+        ctx = self.ctx
+        job, _ = ctx.job_repository.get(tenant, job_id)
+        if job.status is not JobStatus.ACTIVE:
+            raise Conflict(
+                f"job {job_id} is {job.status}: resume it first", errors={"status": job.status.value}
+            )
+        if job.paused_at is None:
+            return []
+        shard = ctx.due_index.shard_for(job)
+        started = []
+        for skipped in _skipped_while_paused(ctx, job, shard, job.paused_at):
+            now = ctx.clock.now()
+            run = Run.caused(
+                tenant=tenant,
+                job_id=job_id,
+                run_key=caused_run_key(skipped.run_key[0], now, f"replay|{skipped.run_key}"),
+                cause=skipped.cause or Cause(kind=skipped.trigger),
+                job_version=job.version,
+                now=now,
+                reason=f"replay of {skipped.run_key} by {caller}",
+                shard=shard,
+            )
+            run = ctx.watched(run.model_copy(update={"intent": launch_intent(run, 1, now)}), now)
+            if ctx.run_repository.add_caused(
+                shard, tenant, job_id, run, {f"r~{skipped.run_key}": {"run_key": run.run_key}}
+            ):
+                _send(ctx, run)
+                started.append(run)
+        return started
+
+
+REPLAYED = frozenset({Trigger.FILE_ARRIVAL, Trigger.WEBHOOK})
+MAX_REPLAYED = 500
+_SCAN = 2000  # runs read at most, newest first, looking for the pause's skipped events
+
+
+def _skipped_while_paused(ctx: RunContext, job: Job, shard: str, since: datetime) -> list[Run]:
+    """The job's event runs SKIPPED because it was paused, recorded since `since`, oldest first."""
+    found: list[Run] = []
+    continuation = None
+    read = 0
+    while read < _SCAN:
+        page = ctx.run_repository.history(shard, job.tenant, job.id, limit=100, continuation=continuation)
+        for run in page.items:
+            if run_key_time(run.run_key) < since:
+                return list(reversed(found))[:MAX_REPLAYED]
+            if (
+                run.trigger in REPLAYED
+                and run.state is RunState.SKIPPED
+                and run.reason == SkipReason.PAUSED.value
+            ):
+                found.append(run)
+        read += len(page.items)
+        continuation = page.continuation
+        if continuation is None:
+            break
+    return list(reversed(found))[:MAX_REPLAYED]
 
 
 def _earlier(ctx: RunContext, job: Job, shard: str, name: str, body: str) -> Run | None:

@@ -26,6 +26,7 @@ def client(services: Services) -> Iterator[TestClient]:
     with TestClient(create_api(lambda: services)) as c:
         yield c
 
+
 WEBHOOK = {
     "schedule": None,
     "task": {"kind": "databricks_job", "job_id": 5, "parameters": {"model": "{{trigger.payload.model}}"}},
@@ -155,3 +156,24 @@ def test_a_job_with_neither_schedule_nor_triggers_is_valid(client: TestClient) -
     assert job["status"] == "ACTIVE" and job["next_fire_at"] is None
     r = client.post(f"/api/jobs/{job['job_id']}/run", headers=A)
     assert r.status_code == 202 and r.json()["trigger"] == "manual"
+
+
+def test_events_skipped_while_paused_are_replayed_only_when_asked(client: TestClient) -> None:
+    job = create(client, **WEBHOOK, record_skipped_while_paused=True)
+    path = f"/api/jobs/{job['job_id']}"
+    client.post(f"{path}/pause", headers=A)
+    assert client.post(f"{path}/replay", headers=A).status_code == 409  # paused: resume first
+    skipped = [trigger(client, job["job_id"], f"k{i}", {"model": f"m{i}"}).json() for i in range(2)]
+    assert [r["state"] for r in skipped] == ["SKIPPED", "SKIPPED"]
+    assert client.post(f"{path}/resume", headers=A).status_code == 200
+    assert [r["state"] for r in client.get(f"{path}/runs", headers=A).json()["items"]] == ["SKIPPED"] * 2
+    r = client.post(f"{path}/replay", headers=A)
+    assert r.status_code == 200, r.text
+    replays = r.json()["items"]
+    assert [x["cause"]["idempotency_key"] for x in replays] == ["k0", "k1"]  # oldest first
+    assert all(x["trigger"] == "webhook" and x["state"] == "SCHEDULED" for x in replays)
+    keys = [s["run_id"].split("_", 1)[1] for s in skipped]
+    assert [x["reason"] for x in replays] == [f"replay of {key} by Alice" for key in keys]
+    assert client.post(f"{path}/replay", headers=A).json()["items"] == []  # never twice
+    assert len(client.get(f"{path}/runs", headers=A).json()["items"]) == 4
+    assert client.get(path, headers=A).json()["paused_at"] is not None

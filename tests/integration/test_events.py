@@ -240,6 +240,24 @@ def test_a_paused_job_records_or_drops_its_events_and_resume_does_not_replay_the
     assert len(file_runs(w, keeps)) == 2 and len(file_runs(w, drops)) == 1
 
 
+def test_files_skipped_while_paused_run_when_replayed(table_factory: TableFactory) -> None:
+    w = world(table_factory)
+    job = file_job(w)
+    records = job.definition.model_copy(update={"record_skipped_while_paused": True})
+    job = w.s.job_service.update(job.tenant, job.id, ALICE, records)
+    w.s.job_service.pause(job.tenant, job.id, ALICE)
+    w.s.events.blob_event(blob_event("sales/a.csv"))
+    w.s.job_service.resume(job.tenant, job.id, ALICE)
+    w.deliver()
+    assert [r.state for r in file_runs(w, job)] == [RunState.SKIPPED]  # resuming replays nothing
+    (replay,) = w.s.events.replay(job.tenant, job.id, "Alice")
+    assert w.s.events.replay(job.tenant, job.id, "Alice") == []
+    w.deliver()
+    replay = w.read(replay)
+    url = blob_event("sales/a.csv")["data"]["url"]
+    assert launched(replay) and sent_files(w, replay) == urls(replay) == [url]
+
+
 def test_malformed_events_are_rejected_and_change_nothing(table_factory: TableFactory) -> None:
     w = world(table_factory)
     job = file_job(w)
