@@ -1,6 +1,10 @@
 """`python -m devstack` (what `make run` runs): Azurite + the function app on http://127.0.0.1:7071.
 
-Ctrl-C stops everything this started; nothing is left listening.
+Azurite's Table service holds the scheduler's tables; its Blob service (`--blob-port` or
+DEVSTACK_BLOB_PORT, else 10000 when free, else any free port) is where files land: blobs created
+there become Event Grid BlobCreated events for the `blob_created` function, as an Event Grid
+subscription on the storage account delivers them in Azure. Ctrl-C stops everything this
+started; nothing is left listening.
 """
 
 from __future__ import annotations
@@ -11,9 +15,12 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
+from typing import Any
 
-from devstack.azurite import ROOT, Azurite
+from devstack.azurite import BLOB_PORT, ROOT, Azurite, AzuriteBlob, free_port, port_is_free
+from devstack.blob_events import POLL_SETTING, BlobEventSource, poll_seconds_setting
 from devstack.host import (
+    EventGridDispatcher,
     HttpHost,
     QueueDispatcher,
     TimerRunner,
@@ -57,6 +64,50 @@ def table_storage() -> Iterator[str]:
         yield f"Azurite on 127.0.0.1:{azurite.port} (in memory)"
 
 
+@contextlib.contextmanager
+def blob_storage(port: int | None) -> Iterator[AzuriteBlob]:
+    """Azurite's Blob service on `port`; by default on 10000 (Azurite's usual port) if it is free."""
+    if port is None:
+        port = BLOB_PORT if port_is_free(BLOB_PORT) else free_port()
+    with AzuriteBlob(port) as azurite:
+        yield azurite
+
+
+@contextlib.contextmanager
+def file_events(
+    functions: list[Any], blobs: AzuriteBlob, poll_seconds: float
+) -> Iterator[EventGridDispatcher]:
+    """Blobs created in `blobs` delivered as Event Grid BlobCreated events to the Event Grid `functions`,
+    until the block ends (then no new events; deliveries under way finish)."""
+    events = EventGridDispatcher(functions)
+    source = BlobEventSource(blobs.connection_string, events.publish, poll_seconds)
+    log.info(
+        "blob storage: Azurite on %s (in memory); blobs created there are delivered as Event Grid "
+        "BlobCreated events to %s (looked for every %gs)",
+        blobs.endpoint,
+        ", ".join(fn.get_function_name() for fn in functions) or "no function",
+        source.poll_seconds,
+    )
+    log.info("blob connection string: %s", blobs.connection_string)
+    log.info("upload a file: %s", upload_example(blobs.connection_string))
+    events.start()
+    try:
+        with source:
+            yield events
+    finally:
+        events.stop()
+
+
+def upload_example(connection_string: str) -> str:
+    """A shell line that uploads a small CSV to landing/sales/day1.csv (creating the container)."""
+    return (
+        '.venv/bin/python -c "from azure.storage.blob import BlobServiceClient as S; '
+        f"c = S.from_connection_string('{connection_string}').get_container_client('landing'); "
+        "c.exists() or c.create_container(); "
+        "c.upload_blob('sales/day1.csv', b'id,amount\\n1,10\\n', overwrite=True)\""
+    )
+
+
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
@@ -73,6 +124,18 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         default=float(os.environ.get("DEVSTACK_WATCHDOG_SECONDS", "60")),
         help="how often the watchdog runs locally (Azure: every minute)",
     )
+    parser.add_argument(
+        "--blob-port",
+        type=int,
+        default=int(os.environ["DEVSTACK_BLOB_PORT"]) if os.environ.get("DEVSTACK_BLOB_PORT") else None,
+        help=f"Azurite's Blob service port (default: {BLOB_PORT} if free, else any free port)",
+    )
+    parser.add_argument(
+        "--blob-poll-seconds",
+        type=float,
+        default=poll_seconds_setting(),
+        help=f"how often new blobs are looked for ({POLL_SETTING}; Azure: Event Grid pushes them)",
+    )
     return parser.parse_args(argv)
 
 
@@ -84,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import uvicorn
 
-    with table_storage() as storage, databricks() as workspace:
+    with table_storage() as storage, blob_storage(args.blob_port) as blobs, databricks() as workspace:
         from shared import bootstrap
 
         broker = ServiceBusTwin()
@@ -115,7 +178,10 @@ def main(argv: list[str] | None = None) -> int:
         if dispatcher:
             dispatcher.start()
         try:
-            with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises Ctrl-C after a clean shutdown
+            with (
+                file_events(triggers.get("eventGridTrigger", []), blobs, args.blob_poll_seconds),
+                contextlib.suppress(KeyboardInterrupt),  # uvicorn re-raises Ctrl-C after a clean shutdown
+            ):
                 uvicorn.Server(config).run()
         finally:
             timers.stop()

@@ -15,25 +15,35 @@ scheduler relies on, and nothing more:
   redelivery, dead-lettering), and are delivered to the registered Service Bus
   functions as the host would: completed when the function returns, abandoned when
   it raises.
+* Event Grid: events (locally: BlobCreated from devstack/blob_events.py, which watches
+  Azurite's Blob service) are delivered to the registered Event Grid functions as
+  `func.EventGridEvent`s, at least once: a function that raises gets the event again
+  after a backoff, and after a few tries it is dead-lettered (logged and kept).
 * Settings: `local.settings.json` (or the sample) `Values` become environment
   variables, as Core Tools does; variables already set win.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 import logging
 import os
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 import azure.functions as func
+from azure.functions.eventgrid import EventGridEventInConverter
+from azure.functions.meta import Datum
 from azure.functions.servicebus import ServiceBusMessage
 from azure.functions.timer import TimerRequest
 
@@ -101,8 +111,9 @@ class LocalContext(func.Context):
         return None
 
 
-def functions_by_trigger(app: func.FunctionApp) -> dict[str, list[Any]]:
-    """The registered functions grouped by trigger type (httpTrigger, timerTrigger, serviceBusTrigger)."""
+def functions_by_trigger(app: func.FunctionRegister) -> dict[str, list[Any]]:
+    """The registered functions grouped by trigger type (httpTrigger, timerTrigger, serviceBusTrigger,
+    eventGridTrigger)."""
     groups: dict[str, list[Any]] = {}
     for fn in app.get_functions():
         trigger = fn.get_trigger()
@@ -117,7 +128,7 @@ class HttpHost:
     otherwise only paths under the prefix do, and the others get a plain 404.
     """
 
-    def __init__(self, app: func.FunctionApp, http_function: Any, prefix: str) -> None:
+    def __init__(self, app: func.FunctionRegister, http_function: Any, prefix: str) -> None:
         self.app = app
         self.name = http_function.get_function_name()
         self.handler = http_function.get_user_function()
@@ -330,6 +341,172 @@ class QueueDispatcher:
                 delivery.message_id,
                 delivery.delivery_count,
             )
+
+
+def event_grid_event(event: Mapping[str, Any]) -> func.EventGridEvent:
+    """An event in Event Grid's schema as the Python worker hands it to a function: decoded by the
+    worker's own converter (so `eventTime` is parsed as in Azure, seven fractional digits and all)."""
+    decoded = EventGridEventInConverter.decode(Datum(json.dumps(event), "json"), trigger_metadata={})
+    assert isinstance(decoded, func.EventGridEvent), "not an Event Grid schema event"
+    return decoded
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """An event a function failed on every try (Event Grid writes it to the dead-letter container)."""
+
+    event: Mapping[str, Any]
+    function: str
+    attempts: int
+    error: str
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    event: Mapping[str, Any]
+    function: Any
+    attempt: int = 1
+
+
+class EventGridDispatcher:
+    """Delivers events to the registered Event Grid functions, as Event Grid and the Functions host do.
+
+    `publish(event)` hands the event (Event Grid's schema) to every eventGridTrigger function (as
+    if each had its own subscription) on a pool of `workers` threads. At least once: a function
+    that raises gets the same event again after a backoff; after `len(retry_delays) + 1` tries the
+    event is dead-lettered: logged and kept in `dead_letters`. Event Grid retries for up to 24 h
+    (10 s, 30 s, 1 min, 5 min, ...); locally the default is 1, 2, 4 and 8 s: five tries within
+    about 15 s, so a failure shows while you watch. A retry waits on a timer, not on a worker.
+    Events still waiting for a retry when the dispatcher stops are dropped (and logged).
+    """
+
+    RETRY_DELAYS: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0)
+
+    def __init__(
+        self, functions: Iterable[Any], workers: int = 8, retry_delays: Sequence[float] = RETRY_DELAYS
+    ) -> None:
+        self.functions = list(functions)
+        self.retry_delays = tuple(retry_delays)
+        self.dead_letters: list[DeadLetter] = []
+        self.delivered = 0  # calls that returned
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="eventgrid")
+        self._cond = threading.Condition()
+        self._retries: list[tuple[float, int, _Delivery]] = []  # (due, order, delivery): a heap
+        self._order = itertools.count()
+        self._unsettled = 0  # deliveries not yet returned or dead-lettered
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run_retries, name="eventgrid-retries", daemon=True)
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.retry_delays) + 1
+
+    def start(self) -> EventGridDispatcher:
+        self._thread.start()
+        return self
+
+    def publish(self, event: Mapping[str, Any]) -> None:
+        """Deliver `event` to every Event Grid function (returns at once)."""
+        for fn in self.functions:
+            with self._cond:
+                if self._stopping:
+                    log.warning("event %s arrived while stopping: not delivered", event.get("id"))
+                    return
+                self._unsettled += 1
+            try:
+                self._pool.submit(self._deliver, _Delivery(event, fn))
+            except RuntimeError:  # the pool shut down in between: stopping
+                log.warning("event %s arrived while stopping: not delivered", event.get("id"))
+                with self._cond:
+                    self._settle()
+
+    def wait_until_settled(self, timeout: float) -> bool:
+        """Whether every delivery so far returned or was dead-lettered within `timeout` seconds."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._unsettled == 0, timeout)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            dropped = len(self._retries)
+            self._retries.clear()
+            self._unsettled -= dropped
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        if dropped:
+            log.warning("stopped with %d event deliveries waiting for a retry: dropped", dropped)
+
+    def _run_retries(self) -> None:
+        while True:
+            with self._cond:
+                due = None
+                while due is None:
+                    if self._stopping:
+                        return
+                    wait = self._retries[0][0] - time.monotonic() if self._retries else None
+                    if wait is not None and wait <= 0:
+                        due = heapq.heappop(self._retries)[2]
+                    else:
+                        self._cond.wait(wait)
+            self._pool.submit(self._deliver, due)
+
+    def _deliver(self, delivery: _Delivery) -> None:
+        fn, event = delivery.function, delivery.event
+        name = fn.get_function_name()
+        log.info(
+            "delivering %s %s to %s (event %s, attempt %d)",
+            str(event.get("eventType", "")).rpartition(".")[2],
+            event.get("subject"),
+            name,
+            event.get("id"),
+            delivery.attempt,
+        )
+        try:
+            fn.get_user_function()(event_grid_event(event))
+        except Exception as err:
+            self._failed(delivery, name, err)
+            return
+        with self._cond:
+            self.delivered += 1
+            self._settle()
+
+    def _failed(self, delivery: _Delivery, name: str, err: Exception) -> None:
+        event_id = delivery.event.get("id")
+        with self._cond:
+            if delivery.attempt <= len(self.retry_delays) and not self._stopping:
+                delay = self.retry_delays[delivery.attempt - 1]
+                again = _Delivery(delivery.event, delivery.function, delivery.attempt + 1)
+                heapq.heappush(self._retries, (time.monotonic() + delay, next(self._order), again))
+                self._cond.notify_all()
+                log.warning(
+                    "function %s failed on event %s (attempt %d): %s; delivering it again in %gs",
+                    name,
+                    event_id,
+                    delivery.attempt,
+                    err,
+                    delay,
+                    exc_info=err if delivery.attempt == 1 else None,  # the traceback once
+                )
+                return
+            if self._stopping:
+                log.warning("function %s failed on event %s while stopping: dropped", name, event_id)
+            else:
+                self.dead_letters.append(DeadLetter(delivery.event, name, delivery.attempt, repr(err)))
+                log.error(
+                    "function %s failed on event %s %d times: dead-lettered (%s)",
+                    name,
+                    event_id,
+                    delivery.attempt,
+                    err,
+                )
+            self._settle()
+
+    def _settle(self) -> None:  # with self._cond held
+        self._unsettled -= 1
+        self._cond.notify_all()
 
 
 async def _send(send: Any, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:

@@ -38,13 +38,19 @@ def emulator_env(databricks_url: str, scratch: str | os.PathLike[str]) -> dict[s
 
 @contextlib.contextmanager
 def local_stack(
-    env: Mapping[str, str] | None = None, *, tick_seconds: float = 5.0
+    env: Mapping[str, str] | None = None,
+    *,
+    tick_seconds: float = 5.0,
+    log_path: str | os.PathLike[str] | None = None,
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """The running stack and its base URL (http://127.0.0.1:<port>); its output goes to a temporary file."""
+    """The running stack and its base URL (http://127.0.0.1:<port>); its output goes to `log_path`
+    (else to the file DEVSTACK_LOG names, else to a temporary file)."""
     port = free_port()
     child_env = {k: v for k, v in os.environ.items() if not k.startswith(_INHERITED_NOT)}
     child_env.update(env or {})
-    keep = os.environ.get("DEVSTACK_LOG")  # a path: keep the stack's output there (debugging a test)
+    # Azurite's Blob service on a port of its own (not 10000: stacks may run side by side).
+    child_env["DEVSTACK_BLOB_PORT"] = (env or {}).get("DEVSTACK_BLOB_PORT") or str(free_port())
+    keep = log_path or os.environ.get("DEVSTACK_LOG")  # a path: keep the stack's output there
     with open(keep, "w+b") if keep else tempfile.TemporaryFile() as log:  # a file: a full pipe blocks
         process = subprocess.Popen(
             [sys.executable, "-m", "devstack", "--port", str(port), "--tick-seconds", str(tick_seconds)],

@@ -1,4 +1,4 @@
-"""Shared fixtures: Azurite for the session, tables on either implementation, a controllable clock."""
+"""Shared fixtures: Azurite (Table, Blob) for the session, tables on either implementation, a clock."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from devstack.azurite import Azurite
+from devstack.azurite import Azurite, AzuriteBlob
 from shared.adapters.table import OperationCounter, Table
 from tests.fakes.clock import FixedClock
 from tests.fakes.memory_table import InMemoryTable
@@ -20,6 +20,13 @@ _names = itertools.count(1)
 def azurite() -> Iterator[Azurite]:
     """One Azurite Table service for the whole session (started here; CI has nothing running)."""
     with Azurite() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def azurite_blob() -> Iterator[AzuriteBlob]:
+    """One Azurite Blob service for the whole session (file arrival events), started on first use."""
+    with AzuriteBlob() as running:
         yield running
 
 
