@@ -10,6 +10,7 @@ import { JobsPage } from "./pages/JobsPage";
 import { NewJobPage } from "./pages/NewJobPage";
 import { PoolsPage } from "./pages/PoolsPage";
 import { QueuePage } from "./pages/QueuePage";
+import { RunPage } from "./pages/RunPage";
 
 class ErrorBoundary extends Component<{ children: ReactNode }, { error: unknown }> {
   state = { error: null as unknown };
@@ -98,6 +99,7 @@ export function App() {
               <Route path="/" element={<JobsPage />} />
               <Route path="/new" element={<NewJobPage />} />
               <Route path="/jobs/:jobId" element={<JobPage />} />
+              <Route path="/jobs/:jobId/runs/:runId" element={<RunPage />} />
               <Route path="/queue" element={<QueuePage />} />
               <Route path="/pools" element={<PoolsPage />} />
               <Route path="*" element={<NotFound />} />

@@ -42,6 +42,11 @@ interface Answer<T> {
 
 /** The data of a call, or an ApiError that says what happened (never a raw exception). */
 export async function call<T>(request: Promise<Answer<T>>): Promise<T> {
+  return (await answered(request)).data;
+}
+
+/** The data of a call and its response (for its headers), or an ApiError as `call` throws it. */
+export async function answered<T>(request: Promise<Answer<T>>): Promise<{ data: T; response: Response }> {
   let answer: Answer<T>;
   try {
     answer = await request;
@@ -49,7 +54,7 @@ export async function call<T>(request: Promise<Answer<T>>): Promise<T> {
     throw new ApiError(0, "The scheduler cannot be reached. Check your connection and try again.");
   }
   const { data, error, response } = answer;
-  if (response.ok && error === undefined) return data as T;
+  if (response.ok && error === undefined) return { data: data as T, response };
   throw problem(response, error);
 }
 

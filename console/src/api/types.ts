@@ -24,6 +24,12 @@ export type QueuedRun = S["QueuedRunOut"];
 export type Step = S["StepOut"];
 export type StepState = S["StepState"];
 export type RunIf = S["RunIf"];
+export type JobTrigger = NonNullable<JobDefinition["triggers"]>[number];
+export type AfterTrigger = S["AfterTrigger"];
+export type FileArrivalTrigger = S["FileArrivalTrigger"];
+export type Cause = S["Cause"];
+export type CausedFile = S["CausedFile"];
+export type RunTrigger = S["Trigger"];
 
 export const JOB_TYPES: { value: JobType; label: string }[] = [
   { value: "model_training", label: "Model training" },

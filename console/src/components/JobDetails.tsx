@@ -2,11 +2,13 @@ import { useQuery } from "@tanstack/react-query";
 import { Link } from "react-router-dom";
 
 import { api, call } from "../api/client";
-import type { Job } from "../api/types";
+import type { AfterTrigger, Job } from "../api/types";
 import { scheduleInWords } from "../lib/cron";
 import { inWords } from "../lib/duration";
+import { afterInWords } from "../lib/triggers";
 import { ErrorAlert } from "./ErrorAlert";
 import { JobActions } from "./JobActions";
+import { JobLink, JobLinks } from "./JobLink";
 import { FireTimes } from "./Preview";
 import { RunsTable } from "./Runs";
 
@@ -30,10 +32,11 @@ export function taskInWords(task: Job["task"]): string {
 
 export function Policies({ job }: { job: Job }) {
   const retry = job.retry;
+  const after = (job.triggers ?? []).filter((t): t is AfterTrigger => t.kind === "after");
   return (
     <dl className="facts">
       <dt>Schedule</dt>
-      <dd>{scheduleInWords(job.schedule)}</dd>
+      <dd>{scheduleInWords(job.schedule, job.triggers ?? [])}</dd>
       <dt>Task</dt>
       <dd>{taskInWords(job.task)}</dd>
       <dt>Retry</dt>
@@ -58,17 +61,11 @@ export function Policies({ job }: { job: Job }) {
       <dd>{job.deadline ? `${inWords(job.deadline)} after the scheduled time` : "none"}</dd>
       <dt>Waits for</dt>
       <dd>
-        {(job.triggers ?? []).length === 0
+        {after.length === 0
           ? "no other job"
-          : (job.triggers ?? []).map((t, i) => (
+          : after.map((t, i) => (
               <div key={i}>
-                {CONDITION[t.condition ?? "all_succeeded"]}, within {inWords(t.within ?? "PT12H")}:{" "}
-                {t.jobs.map((id, k) => (
-                  <span key={id}>
-                    {k > 0 && ", "}
-                    <JobLink id={id} />
-                  </span>
-                ))}
+                {afterInWords(t)}: <JobLinks ids={t.jobs} />
               </div>
             ))}
       </dd>
@@ -89,21 +86,6 @@ export function Policies({ job }: { job: Job }) {
       )}
     </dl>
   );
-}
-
-const CONDITION: Record<string, string> = {
-  all_succeeded: "when all have succeeded",
-  any_succeeded: "when any has succeeded",
-  all_done: "when all have ended",
-};
-
-/** A link to another job, by its name once known (the job is read once and cached). */
-function JobLink({ id }: { id: string }) {
-  const job = useQuery({
-    queryKey: ["job", id],
-    queryFn: () => call(api.GET("/api/jobs/{job_id}", { params: { path: { job_id: id } } })),
-  });
-  return <Link to={`/jobs/${id}`}>{job.data?.name ?? id}</Link>;
 }
 
 /** A job's details in place (the jobs table's expanded row). */

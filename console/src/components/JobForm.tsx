@@ -1,15 +1,17 @@
 import { useQuery } from "@tanstack/react-query";
-import { type FormEvent, type InputHTMLAttributes, useMemo, useRef, useState } from "react";
+import { type FormEvent, type InputHTMLAttributes, useId, useMemo, useRef, useState } from "react";
 
 import { ApiError, api, call, messageOf } from "../api/client";
 import { JOB_TYPES, type Pool } from "../api/types";
 import type { Unit } from "../lib/duration";
+import { DurationField, UNITS } from "./DurationField";
 import { readCron } from "../lib/cron";
 import { checkForm, type FieldErrors, fieldErrors, type FormState, scheduleOf } from "../lib/form";
 import { allZones } from "../lib/time";
 import { Field } from "./Field";
 import { taskInWords } from "./JobDetails";
 import { FireTimes } from "./Preview";
+import { TriggersEditor } from "./TriggersEditor";
 
 interface Props {
   initial: FormState;
@@ -17,7 +19,6 @@ interface Props {
   onSubmit: (form: FormState) => Promise<void>; // throws ApiError to show field errors
 }
 
-const UNITS: Unit[] = ["minutes", "hours", "days"];
 type TextKey = { [K in keyof FormState]-?: FormState[K] extends string ? K : never }[keyof FormState];
 
 /** The schedule's errors as the server sees them, asked of the preview (which saves nothing). */
@@ -37,6 +38,7 @@ export function JobForm({ initial, submitLabel, onSubmit }: Props) {
   const [busy, setBusy] = useState(false);
   const formRef = useRef<HTMLFormElement>(null);
   const zones = useMemo(allZones, []);
+  const uid = useId();
   const set = <K extends keyof FormState>(key: K, value: FormState[K]) => setForm((f) => ({ ...f, [key]: value }));
   const cron = readCron(form.cron);
   const text = (label: string, key: TextKey, extra: InputHTMLAttributes<HTMLInputElement> = {}) => (
@@ -54,7 +56,7 @@ export function JobForm({ initial, submitLabel, onSubmit }: Props) {
         // Nothing is sent while the browser sees a problem, but the schedule is still checked
         // (by the preview, which saves nothing) so that every error shows at once.
         const rest = { ...form, start: local.start ? "" : form.start, end: local.end ? "" : form.end };
-        show({ ...(await scheduleErrors(rest)), ...local });
+        show({ ...(form.scheduled ? await scheduleErrors(rest) : {}), ...local });
         return;
       }
       await onSubmit(form);
@@ -237,93 +239,144 @@ export function JobForm({ initial, submitLabel, onSubmit }: Props) {
       <fieldset>
         <legend>Schedule</legend>
         {errors.schedule && <div className="field-error">{errors.schedule}</div>}
-        {(form.triggerCount ?? 0) > 0 && (
-          <label className="check">
-            <input type="checkbox" checked={!form.scheduleless} onChange={(e) => set("scheduleless", !e.target.checked)} />
-            Also on a schedule (it runs after other jobs in any case)
-          </label>
+        <label className="check">
+          <input type="checkbox" checked={form.scheduled} onChange={(e) => set("scheduled", e.target.checked)} />
+          On a schedule
+        </label>
+        {form.scheduled ? (
+          <>
+            <div role="radiogroup" aria-label="Schedule kind" className="radios">
+              {(
+                [
+                  ["cron", "Cron"],
+                  ["at", "One time"],
+                  ["every", "Interval"],
+                ] as const
+              ).map(([value, label]) => (
+                <label key={value} className="radio">
+                  <input
+                    type="radio"
+                    name="schedule-kind"
+                    value={value}
+                    checked={form.scheduleKind === value}
+                    onChange={() => set("scheduleKind", value)}
+                  />
+                  {label}
+                </label>
+              ))}
+            </div>
+            {form.scheduleKind === "cron" && (
+              <Field
+                label="Cron expression"
+                error={errors.cron}
+                hint={
+                  <span id="cron-reading" className={cron.ok ? "" : "muted"}>
+                    {cron.text || "Five fields: minute hour day-of-month month day-of-week, e.g. 30 1 * * *"}
+                  </span>
+                }
+              >
+                {(p) => (
+                  <input {...p} className="mono" value={form.cron} onChange={(e) => set("cron", e.target.value)} autoComplete="off" spellCheck={false} />
+                )}
+              </Field>
+            )}
+            {form.scheduleKind === "at" && (
+              <Field label="Run at" error={errors.at}>
+                {(p) => <input {...p} type="datetime-local" value={form.at} onChange={(e) => set("at", e.target.value)} />}
+              </Field>
+            )}
+            {form.scheduleKind === "every" && (
+              <div className="row-inputs">
+                <Field label="Every" error={errors.every}>
+                  {(p) => (
+                    <input {...p} inputMode="numeric" value={form.every.amount} onChange={(e) => set("every", { ...form.every, amount: e.target.value })} />
+                  )}
+                </Field>
+                <Field label="Unit">
+                  {(p) => (
+                    <select {...p} value={form.every.unit} onChange={(e) => set("every", { ...form.every, unit: e.target.value as Unit })}>
+                      {UNITS.map((u) => (
+                        <option key={u} value={u}>
+                          {u}
+                        </option>
+                      ))}
+                    </select>
+                  )}
+                </Field>
+              </div>
+            )}
+            <Field label="Time zone" error={errors.timezone}>
+              {(p) => (
+                <>
+                  <input {...p} list="zones" value={form.timezone} onChange={(e) => set("timezone", e.target.value)} autoComplete="off" />
+                  <datalist id="zones">
+                    {zones.map((z) => (
+                      <option key={z} value={z} />
+                    ))}
+                  </datalist>
+                </>
+              )}
+            </Field>
+            <div className="row-inputs">
+              <Field label="Start" error={errors.start}>
+                {(p) => <input {...p} type="datetime-local" value={form.start} onChange={(e) => set("start", e.target.value)} />}
+              </Field>
+              <Field label="End" error={errors.end}>
+                {(p) => <input {...p} type="datetime-local" value={form.end} onChange={(e) => set("end", e.target.value)} />}
+              </Field>
+            </div>
+            <FireTimes spec={scheduleOf(form)} live />
+          </>
+        ) : (
+          <p className="muted">
+            No schedule: it runs when its triggers fire{form.triggers.length === 0 ? " (it has none: only when asked)" : ""}.
+          </p>
         )}
-        <div role="radiogroup" aria-label="Schedule kind" className="radios">
+      </fieldset>
+
+      <TriggersEditor
+        drafts={form.triggers}
+        scheduled={form.scheduled}
+        errors={errors}
+        onChange={(triggers) => {
+          set("triggers", triggers);
+          // a removed trigger's errors would land on the one after it
+          if (triggers.length < form.triggers.length)
+            setErrors((e) => Object.fromEntries(Object.entries(e).filter(([k]) => !k.startsWith("triggers"))));
+        }}
+      />
+
+      <fieldset aria-describedby={`${uid}-paused`}>
+        <legend>While paused</legend>
+        <p className="hint" id={`${uid}-paused`}>
+          What happens to the schedule&apos;s times that pass and the events that arrive (files, webhook calls) while the
+          job is paused. Resuming never runs them afterwards: use Run now for one that matters.
+        </p>
+        <div className="choices">
           {(
             [
-              ["cron", "Cron"],
-              ["at", "One time"],
-              ["every", "Interval"],
+              [false, "Drop them", "Nothing is recorded; a webhook call is refused (409), so its caller knows."],
+              [true, "Record them as skipped runs", "Each shows in the runs as SKIPPED (paused), with its cause; a webhook call is accepted (202)."],
             ] as const
-          ).map(([value, label]) => (
-            <label key={value} className="radio">
+          ).map(([value, label, help]) => (
+            <div key={label} className="radio choice">
               <input
                 type="radio"
-                name="schedule-kind"
-                value={value}
-                checked={form.scheduleKind === value}
-                onChange={() => set("scheduleKind", value)}
+                id={`${uid}-paused-${String(value)}`}
+                name="record-skipped"
+                checked={form.recordSkipped === value}
+                onChange={() => set("recordSkipped", value)}
+                aria-describedby={`${uid}-paused-${String(value)}-help`}
               />
-              {label}
-            </label>
+              <div>
+                <label htmlFor={`${uid}-paused-${String(value)}`}>{label}</label>
+                <div className="hint" id={`${uid}-paused-${String(value)}-help`}>
+                  {help}
+                </div>
+              </div>
+            </div>
           ))}
         </div>
-        {form.scheduleKind === "cron" && (
-          <Field
-            label="Cron expression"
-            error={errors.cron}
-            hint={
-              <span id="cron-reading" className={cron.ok ? "" : "muted"}>
-                {cron.text || "Five fields: minute hour day-of-month month day-of-week, e.g. 30 1 * * *"}
-              </span>
-            }
-          >
-            {(p) => (
-              <input {...p} className="mono" value={form.cron} onChange={(e) => set("cron", e.target.value)} autoComplete="off" spellCheck={false} />
-            )}
-          </Field>
-        )}
-        {form.scheduleKind === "at" && (
-          <Field label="Run at" error={errors.at}>
-            {(p) => <input {...p} type="datetime-local" value={form.at} onChange={(e) => set("at", e.target.value)} />}
-          </Field>
-        )}
-        {form.scheduleKind === "every" && (
-          <div className="row-inputs">
-            <Field label="Every" error={errors.every}>
-              {(p) => (
-                <input {...p} inputMode="numeric" value={form.every.amount} onChange={(e) => set("every", { ...form.every, amount: e.target.value })} />
-              )}
-            </Field>
-            <Field label="Unit">
-              {(p) => (
-                <select {...p} value={form.every.unit} onChange={(e) => set("every", { ...form.every, unit: e.target.value as Unit })}>
-                  {UNITS.map((u) => (
-                    <option key={u} value={u}>
-                      {u}
-                    </option>
-                  ))}
-                </select>
-              )}
-            </Field>
-          </div>
-        )}
-        <Field label="Time zone" error={errors.timezone}>
-          {(p) => (
-            <>
-              <input {...p} list="zones" value={form.timezone} onChange={(e) => set("timezone", e.target.value)} autoComplete="off" />
-              <datalist id="zones">
-                {zones.map((z) => (
-                  <option key={z} value={z} />
-                ))}
-              </datalist>
-            </>
-          )}
-        </Field>
-        <div className="row-inputs">
-          <Field label="Start" error={errors.start}>
-            {(p) => <input {...p} type="datetime-local" value={form.start} onChange={(e) => set("start", e.target.value)} />}
-          </Field>
-          <Field label="End" error={errors.end}>
-            {(p) => <input {...p} type="datetime-local" value={form.end} onChange={(e) => set("end", e.target.value)} />}
-          </Field>
-        </div>
-        <FireTimes spec={scheduleOf(form)} live />
       </fieldset>
 
       <fieldset>
@@ -428,38 +481,5 @@ function PoolField({ value, error, onChange }: { value: string; error?: string; 
         )
       }
     </Field>
-  );
-}
-
-function DurationField({
-  label,
-  value,
-  error,
-  hint,
-  onChange,
-}: {
-  label: string;
-  value: { amount: string; unit: Unit };
-  error?: string;
-  hint?: string;
-  onChange: (v: { amount: string; unit: Unit }) => void;
-}) {
-  return (
-    <div className="row-inputs">
-      <Field label={label} error={error} hint={hint}>
-        {(p) => <input {...p} inputMode="numeric" value={value.amount} onChange={(e) => onChange({ ...value, amount: e.target.value })} />}
-      </Field>
-      <Field label={`${label} unit`}>
-        {(p) => (
-          <select {...p} value={value.unit} onChange={(e) => onChange({ ...value, unit: e.target.value as Unit })}>
-            {(["seconds", ...UNITS] as Unit[]).map((u) => (
-              <option key={u} value={u}>
-                {u}
-              </option>
-            ))}
-          </select>
-        )}
-      </Field>
-    </div>
   );
 }

@@ -1,11 +1,15 @@
 import { useQuery } from "@tanstack/react-query";
 import { Fragment, useState } from "react";
+import { Link } from "react-router-dom";
 
 import { api, call } from "../api/client";
 import { type Attempt, type AuditEntry, isTerminal, type Run } from "../api/types";
 import { duration, formatEstimate, formatInstant } from "../lib/time";
+import { hasCauseDetails } from "../lib/triggers";
 import { ChangePriority } from "./ChangePriority";
+import { runPath } from "./JobLink";
 import { CancelPipelineRun, PipelineRun } from "./Pipeline";
+import { RunCause, RunOrigin } from "./RunCause";
 import { StateText } from "./StateText";
 
 const PLACE_MS = 3000;
@@ -92,6 +96,7 @@ export function RunsTable({
 }) {
   const isPipeline = (run: Run) => run.steps != null || (pipeline && run.step == null);
   const [toggled, setToggled] = useState<Record<string, boolean>>({});
+  const [causeOpen, setCauseOpen] = useState<Record<string, boolean>>({});
   if (runs.length === 0) return <p className="muted">No runs yet.</p>;
   const first = openAtFirst(runs, isPipeline);
   const isOpen = (run: Run) => toggled[run.run_id] ?? first.has(run.run_id);
@@ -116,11 +121,30 @@ export function RunsTable({
             const steps = run.steps ?? [];
             const open = isOpen(run) && steps.length > 0;
             const stepsId = `steps-${run.run_id}`;
+            const details = hasCauseDetails(run);
+            const showCause = details && (causeOpen[run.run_id] ?? false);
+            const causeId = `cause-${run.run_id}`;
             return (
               <Fragment key={run.run_id}>
                 <tr>
                   <td>{formatInstant(run.scheduled_for)}</td>
-                  <td>{run.trigger}</td>
+                  <td className="origin">
+                    <RunOrigin run={run} />
+                    {details && (
+                      <div>
+                        <button
+                          type="button"
+                          className="link-button steps-toggle"
+                          aria-expanded={showCause}
+                          aria-controls={showCause ? causeId : undefined}
+                          onClick={() => setCauseOpen((t) => ({ ...t, [run.run_id]: !showCause }))}
+                        >
+                          <span aria-hidden="true">{showCause ? "▾" : "▸"} </span>
+                          Details<span className="visually-hidden"> of the run scheduled for {formatInstant(run.scheduled_for)}</span>
+                        </button>
+                      </div>
+                    )}
+                  </td>
                   <td>
                     <StateText state={run.state} /> <DeadlineMissed at={run.deadline_missed_at} />
                     {run.state === "QUEUED" && <QueuePlace run={run} />}
@@ -171,6 +195,18 @@ export function RunsTable({
                     </td>
                   )}
                 </tr>
+                {showCause && (
+                  <tr className="cause-row" id={causeId}>
+                    <td colSpan={columns}>
+                      <div className="cause-box">
+                        <RunCause run={run} />
+                        <Link to={runPath(run.job_id, run.run_id)}>
+                          Open run<span className="visually-hidden"> scheduled for {formatInstant(run.scheduled_for)}</span>
+                        </Link>
+                      </div>
+                    </td>
+                  </tr>
+                )}
                 {open && (
                   <tr className="pipeline-row" id={stepsId}>
                     <td colSpan={columns}>

@@ -1,8 +1,9 @@
 import cronstrue from "cronstrue";
 
-import type { ScheduleSpec } from "../api/types";
+import type { JobTrigger, ScheduleSpec } from "../api/types";
 import { inWords } from "./duration";
 import { formatInstant } from "./time";
+import { noScheduleInWords } from "./triggers";
 
 export type Reading = { ok: true; text: string } | { ok: false; text: string };
 
@@ -18,9 +19,12 @@ export function readCron(expression: string): Reading {
   }
 }
 
-/** A schedule in words, for the jobs table and the details. */
-export function scheduleInWords(spec: ScheduleSpec | null | undefined): string {
-  if (!spec) return "No schedule: runs after other jobs";
+/**
+ * A schedule in words, for the jobs table and the details. Without a schedule, what else starts the
+ * job when its `triggers` are known ("No schedule: runs when files arrive"); just "No schedule" if not.
+ */
+export function scheduleInWords(spec: ScheduleSpec | null | undefined, triggers?: readonly Pick<JobTrigger, "kind">[]): string {
+  if (!spec) return noScheduleInWords(triggers);
   const zone = spec.timezone || "UTC";
   if (spec.cron) {
     const reading = readCron(spec.cron);

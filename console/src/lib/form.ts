@@ -2,6 +2,7 @@
 import type { Job, JobDefinition, JobType, ScheduleSpec } from "../api/types";
 import { type Duration, fromIso, toIso } from "./duration";
 import { isoToZoned, zonedToIso } from "./time";
+import { checkTriggers, draftOf, type TriggerDraft, triggerError, triggerOf } from "./triggers";
 
 export type TaskKind = "databricks_job" | "databricks_run";
 export type RunWhat = "notebook" | "python_file" | "python_wheel";
@@ -15,10 +16,12 @@ export interface Pair {
 export interface FormState {
   /** A pipeline job's task, kept as it is: the form edits everything but its steps. */
   pipeline?: Extract<Job["task"], { kind: "pipeline" }>;
-  /** A job without a schedule (it runs when its `after` triggers fire): the form keeps it so. */
-  scheduleless?: boolean;
-  /** How many `after` triggers the job has (kept as they are; the form does not edit them). */
-  triggerCount?: number;
+  /** Whether it runs on a schedule (the schedule fields below); without, `schedule` is null. */
+  scheduled: boolean;
+  /** Files arriving, webhook calls, other jobs' runs: what else starts it (`after` ones kept as they are). */
+  triggers: TriggerDraft[];
+  /** While paused: record each schedule time and event that passes as a SKIPPED run (else drop it). */
+  recordSkipped: boolean;
   name: string;
   description: string;
   jobType: JobType;
@@ -91,6 +94,9 @@ export function emptyForm(zone: string): FormState {
     pool: "default",
     slots: "1",
     deadline: { amount: "", unit: "hours" },
+    scheduled: true,
+    triggers: [],
+    recordSkipped: false,
   };
 }
 
@@ -122,8 +128,9 @@ export function formFromJob(job: Job): FormState {
     start: schedule?.start_at ? isoToZoned(schedule.start_at, zone) : "",
     end: schedule?.end_at ? isoToZoned(schedule.end_at, zone) : "",
   });
-  form.triggerCount = (job.triggers ?? []).length;
-  if (!schedule) form.scheduleless = true;
+  form.triggers = (job.triggers ?? []).map(draftOf);
+  form.recordSkipped = job.record_skipped_while_paused ?? false;
+  if (!schedule) form.scheduled = false;
   else if (schedule.cron) Object.assign(form, { scheduleKind: "cron", cron: schedule.cron });
   else if (schedule.at) Object.assign(form, { scheduleKind: "at", at: isoToZoned(schedule.at, zone) });
   else if (schedule.every) Object.assign(form, { scheduleKind: "every", every: fromIso(schedule.every) });
@@ -198,13 +205,7 @@ export function bodyOf(form: FormState, base?: Job): Record<string, unknown> {
   const delay = toIso(form.retryDelay);
   const deadline = toIso(form.deadline);
   if (delay) Object.assign(retry, { initial_delay: delay });
-  const keep = base
-    ? {
-        catch_up_window: base.catch_up_window,
-        record_skipped_while_paused: base.record_skipped_while_paused,
-        triggers: base.triggers ?? [],
-      }
-    : {};
+  const keep = base ? { catch_up_window: base.catch_up_window } : {};
   const baseTask = base?.task as Record<string, unknown> | undefined;
   const formTask = task(form);
   const mergedTask =
@@ -217,7 +218,9 @@ export function bodyOf(form: FormState, base?: Job): Record<string, unknown> {
     description: form.description,
     job_type: form.jobType,
     task: mergedTask,
-    schedule: form.scheduleless ? null : scheduleOf(form),
+    schedule: form.scheduled ? scheduleOf(form) : null,
+    triggers: form.triggers.map(triggerOf),
+    record_skipped_while_paused: form.recordSkipped,
     retry,
     timeout: toIso(form.timeout) || null,
     overlap: form.overlap,
@@ -238,8 +241,8 @@ export type FieldErrors = Record<string, string>;
 
 /** What the browser can tell before asking the server. */
 export function checkForm(form: FormState): FieldErrors {
-  const errors: FieldErrors = {};
-  if (form.start && form.end && form.end <= form.start) errors.end = "The end must be after the start.";
+  const errors: FieldErrors = checkTriggers(form.triggers);
+  if (form.scheduled && form.start && form.end && form.end <= form.start) errors.end = "The end must be after the start.";
   return errors;
 }
 
@@ -285,6 +288,12 @@ const FIELD_OF: Record<string, string> = {
 export function fieldErrors(errors: Record<string, string>): FieldErrors {
   const out: FieldErrors = {};
   for (const [path, message] of Object.entries(errors)) {
+    const trigger = triggerError(path, message);
+    if (trigger) {
+      const [key, text] = trigger;
+      out[key] = out[key] ? `${out[key]}; ${text}` : text;
+      continue;
+    }
     let field = FIELD_OF[path];
     for (let cut = path; !field && cut.includes("."); ) {
       cut = cut.slice(0, cut.lastIndexOf("."));

@@ -18,7 +18,8 @@ describe("cron reading", () => {
   it("describes every kind of schedule", () => {
     expect(scheduleInWords({ cron: "30 1 * * *", timezone: "Europe/Paris" })).toBe("At 01:30 AM (Europe/Paris)");
     expect(scheduleInWords({ every: "PT15M", timezone: "UTC" })).toBe("Every 15 minutes");
-    expect(scheduleInWords(null)).toBe("No schedule: runs after other jobs");
+    expect(scheduleInWords(null, [{ kind: "after" }])).toBe("No schedule: runs after other jobs");
+    expect(scheduleInWords(null)).toBe("No schedule");
     expect(scheduleInWords({ at: "2027-01-04T08:00:00Z", timezone: "Europe/Paris" })).toMatch(/^Once at Jan 4, 2027, 9:00 AM GMT\+1$/);
   });
 });

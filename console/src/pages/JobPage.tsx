@@ -8,6 +8,7 @@ import { ErrorAlert } from "../components/ErrorAlert";
 import { JobActions, useRefresh } from "../components/JobActions";
 import { Policies } from "../components/JobDetails";
 import { FireTimes } from "../components/Preview";
+import { JobTriggers } from "../components/Triggers";
 import { AuditList, RunsTable } from "../components/Runs";
 import { useAnnounce } from "../components/Status";
 import { formatInstant } from "../lib/time";
@@ -73,6 +74,7 @@ export function JobPage() {
         <Policies job={data} />
         {data.schedule && data.status !== "CANCELLED" && data.status !== "COMPLETED" && <FireTimes spec={data.schedule} />}
       </div>
+      <JobTriggers job={data} />
       <section aria-labelledby="runs-heading">
         <h2 id="runs-heading">Runs</h2>
         {retry.isError && <ErrorAlert error={retry.error} />}

@@ -12,6 +12,8 @@ interface Scheduled {
   name: string;
   nextFireAt: string | null;
   zone: string;
+  /** Without a schedule: what starts it instead, in words. */
+  otherwise: string | null;
 }
 
 export function NewJobPage() {
@@ -21,7 +23,12 @@ export function NewJobPage() {
 
   async function schedule(form: FormState) {
     const created = await call(api.POST("/api/jobs/schedule", { body: bodyOf(form) as never }));
-    setDone({ jobId: created.job_id, name: form.name, nextFireAt: created.next_fire_at, zone: form.timezone });
+    const otherwise = form.scheduled
+      ? null
+      : form.triggers.length > 0
+        ? "It has no schedule: it runs when its triggers fire."
+        : "It has no schedule and no triggers: it runs only when asked (Run now).";
+    setDone({ jobId: created.job_id, name: form.name, nextFireAt: created.next_fire_at, zone: form.timezone, otherwise });
     void refresh();
   }
 
@@ -32,8 +39,9 @@ export function NewJobPage() {
         <section className="confirmation" role="status" aria-live="polite">
           <h2>Job scheduled</h2>
           <p>
-            <strong>{done.name}</strong> has job id <code>{done.jobId}</code>. Its first run is{" "}
-            {done.nextFireAt ? `${formatInstant(done.nextFireAt)} (${formatInstant(done.nextFireAt, done.zone)})` : "not due: the schedule never fires"}.
+            <strong>{done.name}</strong> has job id <code>{done.jobId}</code>.{" "}
+            {done.otherwise ??
+              `Its first run is ${done.nextFireAt ? `${formatInstant(done.nextFireAt)} (${formatInstant(done.nextFireAt, done.zone)})` : "not due: the schedule never fires"}.`}
           </p>
           <p>
             <Link to={`/jobs/${done.jobId}`}>View job</Link>{" "}

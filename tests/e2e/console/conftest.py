@@ -1,7 +1,9 @@
 """The console in a real browser: Debian's chromium driven by Playwright, against the local stack.
 
 One local stack (Azurite, the Databricks emulator, the function app serving `console/dist`) for
-the module's tests; a fresh browser context per test. `make test` builds the console and
+the module's tests; a fresh browser context per test. The stack's Azurite Blob service is on a
+port the tests know (`Stack.upload`): a blob written there reaches the scheduler as an Event Grid
+BlobCreated event, as in Azure (devstack/blob_events.py). `make test` builds the console and
 installs chromium first (`make console`, `scripts/ensure-chromium`).
 """
 
@@ -18,6 +20,7 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
+from devstack.azurite import ACCOUNT, KEY, free_port
 from devstack.databricks_emulator import Emulator
 from devstack.process import emulator_env, local_stack
 
@@ -53,6 +56,7 @@ def unique(prefix: str) -> str:
 class Stack:
     base: str
     scripts: Path
+    blob_port: int = 0  # the stack's Azurite Blob service
     http: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
@@ -73,6 +77,20 @@ class Stack:
     def job(self, job_id: str) -> dict[str, Any]:
         return dict(self.http.get(f"/api/jobs/{job_id}").json())
 
+    def upload(self, container: str, name: str, data: bytes) -> str:
+        """Write a blob to the stack's storage account (creating the container); its URL."""
+        from azure.storage.blob import BlobServiceClient
+
+        connection = (
+            f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
+            f"BlobEndpoint=http://127.0.0.1:{self.blob_port}/{ACCOUNT};"
+        )
+        with BlobServiceClient.from_connection_string(connection) as service:
+            client = service.get_container_client(container)
+            if not client.exists():
+                client.create_container()
+            return str(client.upload_blob(name, data, overwrite=True).url)
+
     def wait_run(self, job_id: str, states: set[str], seconds: float = 60) -> dict[str, Any]:
         deadline = time.monotonic() + seconds
         run: dict[str, Any] = {}
@@ -92,10 +110,11 @@ def console_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     scripts = tmp_path_factory.mktemp("console-scripts")
     for name, text in SCRIPTS.items():
         (scripts / name).write_text(text)
+    blob_port = free_port()
     with Emulator(setup_delay=0.1) as emulator:
-        env = emulator_env(emulator.url, scripts)
+        env = {**emulator_env(emulator.url, scripts), "DEVSTACK_BLOB_PORT": str(blob_port)}
         with local_stack(env, tick_seconds=1) as (_, base):
-            yield Stack(base, scripts)
+            yield Stack(base, scripts, blob_port)
 
 
 @pytest.fixture(scope="session")

@@ -42,9 +42,10 @@ def test_a_job_page_shows_what_it_waits_for_and_what_waits_for_it(page: Any, con
     page.goto(f"/console/jobs/{report['job_id']}")
     page.get_by_role("button", name="Edit", exact=True).click()
     dialog = page.get_by_role("dialog", name=f"Edit {report['name']}")
-    expect(
-        dialog.get_by_role("checkbox", name="Also on a schedule (it runs after other jobs in any case)")
-    ).not_to_be_checked()
+    expect(dialog.get_by_role("checkbox", name="On a schedule")).not_to_be_checked()
+    expect(dialog.get_by_role("group", name="After other jobs")).to_contain_text(
+        "when all have succeeded, within 6 hours"
+    )
     dialog.get_by_role("textbox", name="Description").fill("the morning numbers")
     dialog.get_by_role("button", name="Save changes").click()
     expect(dialog).to_be_hidden()
