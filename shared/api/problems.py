@@ -81,9 +81,18 @@ def _field(loc: tuple[int | str, ...]) -> str:
         where, parts = parts[0], parts[1:]
         if where != "body" and not parts:
             return where
-    # pydantic adds the union member's tag (e.g. "databricks_job") to the path: drop it.
-    parts = [p for p in parts if p not in ("databricks_job", "databricks_run")]
+    # pydantic adds a discriminated union member's tag to the path (`task.databricks_job.job_id`,
+    # `triggers.1.file_arrival.container`): drop it, so the path names the field as sent.
+    parts = [p for i, p in enumerate(parts) if not (p in _UNION_TAGS and i and _tagged(parts[i - 1]))]
     return ".".join(parts) or "body"
+
+
+_UNION_TAGS = frozenset({"databricks_job", "databricks_run", "pipeline", "after", "file_arrival", "webhook"})
+
+
+def _tagged(previous: str) -> bool:
+    """Whether a union member's tag can follow this part of a path: a task, or an item of a list."""
+    return previous == "task" or previous.isdigit()
 
 
 def _validation_error(request: Request, exc: Exception) -> JSONResponse:

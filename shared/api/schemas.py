@@ -359,17 +359,27 @@ class PriorityIn(BaseModel):
     reason: str = Field(min_length=1, max_length=500, description="Why: kept in the job's audit trail.")
 
 
-PayloadKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,127}$")]
+PAYLOAD_KEY = r"^[A-Za-z_][A-Za-z0-9_-]{0,127}$"
+PayloadKey = Annotated[str, StringConstraints(pattern=PAYLOAD_KEY)]
 PayloadValue = Annotated[str, StringConstraints(max_length=4096)] | int | float | bool
+
+
+def _payload_schema(schema: dict[str, Any]) -> None:
+    """`additionalProperties` with `propertyNames` rather than pydantic's `patternProperties`, which
+    generated clients read as an object that allows no property."""
+    value = schema.pop("patternProperties").popitem()[1]
+    schema.update(
+        additionalProperties=value,
+        propertyNames={"pattern": PAYLOAD_KEY},
+        examples=[{"date": "2026-12-01", "model": "churn", "full": True}],
+    )
 
 
 class TriggerIn(RootModel[Annotated[dict[PayloadKey, PayloadValue], Field(max_length=64)]]):
     """A webhook call's parameters: a JSON object of up to 64 strings, numbers or booleans, each
     available to the run as `{{trigger.payload.<key>}}`."""
 
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"date": "2026-12-01", "model": "churn", "full": True}]}
-    )
+    model_config = ConfigDict(json_schema_extra=_payload_schema)
 
     @model_validator(mode="before")
     @classmethod
