@@ -7,6 +7,7 @@ import { bodyOf, formFromJob, type FormState } from "../lib/form";
 import { Dialog } from "./Dialog";
 import { ErrorAlert } from "./ErrorAlert";
 import { JobForm } from "./JobForm";
+import { canReplay, hasEventTriggers, ReplaySkipped, type ReplayTarget } from "./ReplaySkipped";
 import { useAnnounce } from "./Status";
 
 type Target = Pick<JobSummary, "job_id" | "name" | "status">;
@@ -17,12 +18,19 @@ export function useRefresh() {
   return () => client.invalidateQueries();
 }
 
-/** Pause or resume, run now, edit, cancel: the buttons a job has, wherever it is shown. */
-export function JobActions({ job }: { job: Target }) {
+/**
+ * Pause or resume, run now, edit, cancel: the buttons a job has, wherever it is shown; and, for a
+ * job with event triggers (the whole job given), "Replay skipped events…" once it is resumed.
+ */
+export function JobActions({ job }: { job: ReplayTarget }) {
   const announce = useAnnounce();
   const refresh = useRefresh();
   const [editing, setEditing] = useState(false);
   const [cancelling, setCancelling] = useState(false);
+  const [replaying, setReplaying] = useState(false);
+  // after a resume here: skipped events are not run unless asked (a note with the way to ask)
+  const [resumedHere, setResumedHere] = useState(false);
+  const recordsSkipped = hasEventTriggers(job) && job.record_skipped_while_paused === true;
   const path = { params: { path: { job_id: job.job_id } } };
   const act = useMutation({
     mutationFn: async (what: "pause" | "resume" | "run") => {
@@ -32,8 +40,13 @@ export function JobActions({ job }: { job: Target }) {
       return what;
     },
     onSuccess: (what) => {
+      if (what !== "run") setResumedHere(what === "resume" && recordsSkipped);
       announce(
-        what === "pause" ? `Paused ${job.name}` : what === "resume" ? `Resumed ${job.name}` : `Started a run of ${job.name}`,
+        what === "pause"
+          ? `Paused ${job.name}`
+          : what === "resume"
+            ? `Resumed ${job.name}${recordsSkipped ? ". Files and webhook calls skipped while it was paused are not run unless you replay them." : ""}`
+            : `Started a run of ${job.name}`,
       );
       void refresh();
     },
@@ -52,6 +65,11 @@ export function JobActions({ job }: { job: Target }) {
           Resume
         </button>
       )}
+      {canReplay(job) && (
+        <button type="button" onClick={() => setReplaying(true)}>
+          Replay skipped events…
+        </button>
+      )}
       {job.status !== "CANCELLED" && (
         <button type="button" onClick={() => act.mutate("run")} disabled={act.isPending}>
           Run now
@@ -68,6 +86,17 @@ export function JobActions({ job }: { job: Target }) {
         </button>
       )}
       {act.isError && <ErrorAlert error={act.error} />}
+      {resumedHere && job.status === "ACTIVE" && (
+        <p className="note">
+          Resumed. Files and webhook calls recorded as skipped while it was paused are not run unless you ask:{" "}
+          <button type="button" className="link-button" onClick={() => setReplaying(true)}>
+            Replay them…
+          </button>
+        </p>
+      )}
+      <Dialog open={replaying} title={`Replay skipped events of ${job.name}`} onClose={() => setReplaying(false)}>
+        {replaying && <ReplaySkipped job={job} onClose={() => setReplaying(false)} onReplayed={() => setResumedHere(false)} />}
+      </Dialog>
       <Dialog open={editing} title={`Edit ${job.name}`} onClose={() => setEditing(false)}>
         {editing && <EditJob jobId={job.job_id} onDone={() => setEditing(false)} />}
       </Dialog>

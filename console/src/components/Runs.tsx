@@ -5,7 +5,7 @@ import { Link } from "react-router-dom";
 import { api, call } from "../api/client";
 import { type Attempt, type AuditEntry, isTerminal, type Run } from "../api/types";
 import { duration, formatEstimate, formatInstant } from "../lib/time";
-import { hasCauseDetails } from "../lib/triggers";
+import { hasCauseDetails, replayInWords } from "../lib/triggers";
 import { ChangePriority } from "./ChangePriority";
 import { runPath } from "./JobLink";
 import { CancelPipelineRun, PipelineRun } from "./Pipeline";
@@ -124,12 +124,16 @@ export function RunsTable({
             const details = hasCauseDetails(run);
             const showCause = details && (causeOpen[run.run_id] ?? false);
             const causeId = `cause-${run.run_id}`;
+            const replay = replayInWords(run, runs);
+            // a replay's reason ("replay of … by …") goes with why it started, not under its state
+            const reason = run.reason && run.reason !== replay ? run.reason : null;
             return (
               <Fragment key={run.run_id}>
                 <tr>
                   <td>{formatInstant(run.scheduled_for)}</td>
                   <td className="origin">
                     <RunOrigin run={run} />
+                    {replay && <div className="muted small">{replay}</div>}
                     {details && (
                       <div>
                         <button
@@ -149,7 +153,7 @@ export function RunsTable({
                     <StateText state={run.state} /> <DeadlineMissed at={run.deadline_missed_at} />
                     {run.state === "QUEUED" && <QueuePlace run={run} />}
                     {/* a QUEUED run's reason only says what the line above says; a pipeline's result is its state */}
-                    {run.reason && run.state !== "QUEUED" && run.reason !== run.state && <div className="muted small">{run.reason}</div>}
+                    {reason && run.state !== "QUEUED" && reason !== run.state && <div className="muted small">{reason}</div>}
                     {run.deadline_at && !run.deadline_missed_at && !isTerminal(run.state) && (
                       <div className="muted small">due by {formatInstant(run.deadline_at)}</div>
                     )}

@@ -55,7 +55,7 @@ export function JobTriggers({ job }: { job: Job }) {
         <p className="muted small">
           While the job is paused, files and webhook calls (and schedule times) are{" "}
           {job.record_skipped_while_paused
-            ? "recorded as skipped runs."
+            ? "recorded as skipped runs. Once it is resumed, they run only if you ask (Replay skipped events…), each once."
             : "dropped: nothing is recorded, and a webhook call is refused."}
         </p>
       )}
@@ -185,7 +185,7 @@ export function TriggerForm({ job, onClose }: { job: Target; onClose: () => void
       const { data, response } = await answered(
         api.POST("/api/jobs/{job_id}/trigger", {
           params: { path: { job_id: job.job_id }, header: { "Idempotency-Key": key } },
-          body: parsed.value as never,
+          body: parsed.value,
         }),
       );
       const replayed = response.headers.get("Idempotent-Replayed") === "true";

@@ -15,6 +15,7 @@ import {
   newIdempotencyKey,
   noScheduleInWords,
   parseParameters,
+  replayInWords,
   runOrigin,
   triggerError,
   triggerOf,
@@ -69,6 +70,32 @@ describe("why a run started", () => {
     expect(hasCauseDetails({ cause: null })).toBe(false);
     expect(hasCauseDetails({ cause: { kind: "webhook", idempotency_key: "k", payload: {} } })).toBe(true);
     expect(hasCauseDetails({ cause: { kind: "after", runs: {} } })).toBe(false);
+  });
+  it("names the skipped run a replay ran again: by the server's reason, then by the cause it copied", () => {
+    const hook = (key: string) => ({ kind: "webhook" as const, idempotency_key: key, payload: {} });
+    const files = (...ids: string[]) => ({
+      kind: "file_arrival" as const,
+      files: ids.map((id) => ({ url: `http://a/landing/${id}.csv`, event_id: id, at: "2026-12-01T00:00:00Z" })),
+    });
+    const skippedHook = { run_key: "h-1-a", trigger: "webhook" as const, cause: hook("k1"), state: "SKIPPED" as const, reason: "paused" };
+    const skippedFiles = { run_key: "f-1-b", trigger: "file_arrival" as const, cause: files("e2", "e1"), state: "SKIPPED" as const, reason: "paused" };
+    const runs = [skippedHook, skippedFiles];
+    // while it waits to start, the server says so (and who asked)
+    expect(replayInWords({ run_key: "h-2-c", trigger: "webhook", cause: hook("k1"), state: "SCHEDULED", reason: "replay of h-1-a by Ada" }, [])).toBe(
+      "replay of h-1-a by Ada",
+    );
+    // once started its reason is gone; the same key or the same events as a paused skip tell
+    expect(replayInWords({ run_key: "h-2-c", trigger: "webhook", cause: hook("k1"), state: "SUCCEEDED", reason: "" }, runs)).toBe("replay of h-1-a");
+    expect(replayInWords({ run_key: "f-2-d", trigger: "file_arrival", cause: files("e1", "e2"), state: "RUNNING", reason: "" }, runs)).toBe(
+      "replay of f-1-b",
+    );
+    expect(replayInWords({ run_key: "f-2-d", trigger: "file_arrival", cause: files("e1"), state: "RUNNING", reason: "" }, runs)).toBeNull();
+    expect(replayInWords({ run_key: "h-2-c", trigger: "webhook", cause: hook("k2"), state: "FAILED", reason: "attempt 1 failed" }, runs)).toBeNull();
+    expect(replayInWords(skippedHook, runs)).toBeNull();
+    // a skip for another reason (overlap) is not one a replay runs again
+    expect(
+      replayInWords({ run_key: "h-2-c", trigger: "webhook", cause: hook("k1"), state: "SUCCEEDED", reason: null }, [{ ...skippedHook, reason: "overlap" }]),
+    ).toBeNull();
   });
 });
 

@@ -91,6 +91,37 @@ export function hasCauseDetails(run: Pick<Run, "cause">): boolean {
   return !!c && (Object.keys(c.runs ?? {}).length > 0 || (c.files ?? []).length > 0 || c.idempotency_key != null || c.payload != null);
 }
 
+/** What a file arrival or webhook run was started by, as a string: its Idempotency-Key, or its files' event ids. */
+function eventOf(run: Pick<Run, "trigger" | "cause">): string | null {
+  const c = run.cause;
+  if (!c) return null;
+  if (run.trigger === "webhook" && c.idempotency_key != null) return `key ${c.idempotency_key}`;
+  const files = c.files ?? [];
+  if (run.trigger === "file_arrival" && files.length > 0) return `files ${files.map((f) => f.event_id).sort().join(" ")}`;
+  return null;
+}
+
+const REPLAY = /^replay of \S+/;
+
+/**
+ * A run that replays one SKIPPED while its job was paused (POST /api/jobs/{id}/replay), in words:
+ * "replay of h-1795671000000-abc by Ada", or null. The server says so in the run's reason only
+ * until the run starts (its reason then says what came next); after that the cause it copied tells:
+ * the same Idempotency-Key, or the same file events, as a run of `runs` skipped because the job was
+ * paused ("replay of h-1795671000000-abc"), since a key or an event starts no other run.
+ */
+export function replayInWords(
+  run: Pick<Run, "run_key" | "trigger" | "cause" | "state" | "reason">,
+  runs: readonly Pick<Run, "run_key" | "trigger" | "cause" | "state" | "reason">[],
+): string | null {
+  if (run.reason && REPLAY.test(run.reason)) return run.reason;
+  if (run.state === "SKIPPED") return null;
+  const event = eventOf(run);
+  if (!event) return null;
+  const skipped = runs.find((r) => r.state === "SKIPPED" && r.reason === "paused" && r.run_key !== run.run_key && eventOf(r) === event);
+  return skipped ? `replay of ${skipped.run_key}` : null;
+}
+
 // --- the form -------------------------------------------------------------------------------------
 
 export interface FileDraft {

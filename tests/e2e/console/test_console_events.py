@@ -3,7 +3,9 @@
 The form makes a job with a file arrival and a webhook trigger (and no schedule) and shows the
 server's refusal at its field; the job page says the triggers in words, shows the webhook's URL
 and a curl example, and calls it through its "Trigger…" dialog (once per Idempotency-Key); the
-runs say why they started ("Webhook {key}", "1 file") and their details show the cause. A file
+runs say why they started ("Webhook {key}", "1 file") and their details show the cause; webhook
+calls recorded as skipped while the job was paused run once it is resumed and they are replayed
+("Replay skipped events…"), each once. A file
 is written to the local stack's Azurite Blob service, whose events reach the scheduler as Event
 Grid's do in Azure (the stack runs in a child process: its `services` are not reachable from here).
 """
@@ -256,3 +258,84 @@ def test_a_run_started_by_a_file_shows_the_file_on_a_phone(page: Any, console_st
     expect(page.get_by_role("dialog", name=f"Trigger {hook['name']}")).to_be_visible()
     assert horizontal_overflow(page) == 0
     assert axe_violations(page) == []
+
+
+def test_webhook_calls_skipped_while_paused_are_replayed_once_when_asked(
+    page: Any, console_stack: Stack
+) -> None:
+    s = console_stack
+    task = {
+        "kind": "databricks_run",
+        "python_file": str(s.scripts / "ok.py"),
+        "existing_cluster_id": "local-cluster",
+    }
+    job = s.create(
+        unique("replay"),
+        task=task,
+        schedule=None,
+        triggers=[{"kind": "webhook"}],
+        record_skipped_while_paused=True,
+    )
+    job_id, name = job["job_id"], job["name"]
+    assert s.http.post(f"/api/jobs/{job_id}/pause").status_code == 200
+    keys = [unique("call"), unique("call")]
+    for n, key in enumerate(keys):
+        r = s.http.post(f"/api/jobs/{job_id}/trigger", json={"n": n}, headers={"Idempotency-Key": key})
+        assert r.status_code < 300 and r.json()["state"] == "SKIPPED", r.text
+
+    # Paused: nothing to replay yet; resuming says that the skipped calls wait to be asked for.
+    page.goto(f"/console/jobs/{job_id}")
+    runs = page.get_by_role("table", name="Runs")
+    expect(runs.locator("tbody tr").filter(has_text="SKIPPED")).to_have_count(2)
+    opener = page.get_by_role("button", name="Replay skipped events…")
+    expect(opener).to_have_count(0)
+    page.get_by_role("button", name="Resume", exact=True).click()
+    expect(page.get_by_role("status").first).to_contain_text(
+        f"Resumed {name}. Files and webhook calls skipped while it was paused are not run unless you "
+        "replay them."
+    )
+    expect(page.locator(".job-actions .note")).to_contain_text("not run unless you ask")
+    expect(opener).to_be_visible()
+    assert len(s.http.get(f"/api/jobs/{job_id}/runs").json()["items"]) == 2  # resuming replays nothing
+    paused_at = s.job(job_id)["paused_at"]
+    assert paused_at
+
+    opener.click()
+    dialog = page.get_by_role("dialog", name=f"Replay skipped events of {name}")
+    expect(dialog).to_contain_text(
+        "Runs the file arrivals and webhook calls recorded as skipped since the job was paused at"
+    )
+    expect(dialog).to_contain_text("each only once")
+    assert axe_violations(page) == []
+    dialog.get_by_role("button", name="Replay events").click()
+    result = dialog.get_by_role("status")
+    expect(result).to_contain_text("Started 2 runs")
+    assert axe_violations(page) == []
+    dialog.get_by_role("button", name="Close").click()
+    expect(dialog).to_be_hidden()
+    expect(opener).to_be_focused()
+
+    # Two new runs, each a webhook run with its key, saying which skipped run it replays (and, until
+    # it starts, who asked): still so once they have run and the server's reason moved on.
+    items = s.http.get(f"/api/jobs/{job_id}/runs").json()["items"]
+    assert len(items) == 4
+    skipped = {r["cause"]["idempotency_key"]: r["run_key"] for r in items if r["state"] == "SKIPPED"}
+    assert sorted(skipped) == sorted(keys)
+    replays = runs.locator("tbody tr").filter(has_text="replay of ")
+    expect(replays).to_have_count(2)
+    for key in keys:
+        row = replays.filter(has_text=f"Webhook {key}")
+        expect(row).to_have_count(1)
+        expect(row.locator(".origin")).to_contain_text(f"replay of {skipped[key]}")
+    expect(runs.locator("tbody tr").filter(has_text="SUCCEEDED")).to_have_count(2, timeout=60_000)
+    expect(replays).to_have_count(2)
+    assert axe_violations(page) == []
+
+    # Asked again: each skipped call was replayed already.
+    opener.click()
+    dialog.get_by_role("button", name="Replay events").click()
+    expect(result).to_contain_text("Nothing to replay")
+    dialog.get_by_role("button", name="Close").click()
+    expect(dialog).to_be_hidden()
+    assert len(s.http.get(f"/api/jobs/{job_id}/runs").json()["items"]) == 4
+    expect(replays).to_have_count(2)
