@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -21,10 +23,43 @@ log = logging.getLogger(__name__)
 
 
 def traceparent(job_id: str, run_key: str, attempt: int) -> str:
-    """A W3C traceparent: one trace id per occurrence, one parent span id per attempt."""
-    trace_id = hashlib.sha256(f"{job_id}/{run_key}".encode()).hexdigest()[:32]
+    """A W3C traceparent: one trace id per occurrence (a pipeline step's run shares its pipeline
+    run's), one parent span id per run and attempt."""
+    root = run_key.split(".", 1)[0]
+    trace_id = hashlib.sha256(f"{job_id}/{root}".encode()).hexdigest()[:32]
     span_id = hashlib.sha256(f"{job_id}/{run_key}/a{attempt}".encode()).hexdigest()[:16]
     return f"00-{trace_id}-{span_id}-01"
+
+
+@contextmanager
+def span(name: str, parent: str | None, **attributes: str | int | None) -> Iterator[None]:
+    """A span named `name` in the trace of the W3C traceparent `parent` (a message's), with the
+    scheduler's attributes (`job_id`, `run_id`, ...) under `scheduler.`. Without a configured
+    tracer provider (no Application Insights) OpenTelemetry's no-op tracer makes it free."""
+    from opentelemetry import trace
+
+    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        yield  # no tracer provider was configured: nothing would be recorded
+        return
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    context = TraceContextTextMapPropagator().extract({"traceparent": parent}) if parent else None
+    tracer = trace.get_tracer("ml-scheduler")
+    values = {f"scheduler.{k}": v for k, v in attributes.items() if v is not None}
+    with tracer.start_as_current_span(name, context=context, attributes=values):
+        yield
+
+
+def run_attributes(job_id: str, run_key: str, tenant: str, attempt: int) -> dict[str, str | int | None]:
+    """What a run's spans carry: its job, its id, its tenant, the attempt (and a step's key)."""
+    _, dot, step = run_key.partition(".")
+    return {
+        "job_id": job_id,
+        "run_id": f"{job_id}_{run_key}",
+        "tenant": tenant,
+        "attempt": attempt,
+        "step": step.split(".", 1)[0] if dot else None,
+    }
 
 
 class Metrics:

@@ -22,7 +22,7 @@ from shared.services.launch import Launcher
 from shared.services.messages import PollRef, Queues, RunRef, deferred, earlier_may_have_acted
 from shared.services.poll import Poller
 from shared.services.run_context import Outcome
-from shared.telemetry import metrics
+from shared.telemetry import metrics, run_attributes, span
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,10 @@ class Inbox:
         return self._guarded(message, self.queues.poll, lambda: self.poller.poll(PollRef.parse(message.body)))
 
     def _guarded(self, message: Incoming, queue: str, handle: Any) -> Outcome:
+        with span(_kind(message), message.properties.get("traceparent"), **_attributes(message)):
+            return self._handled(message, queue, handle)
+
+    def _handled(self, message: Incoming, queue: str, handle: Any) -> Outcome:
         try:
             outcome: Outcome = handle()
         except ExternalError as err:
@@ -81,3 +85,21 @@ class Inbox:
         self.sender.send([deferred(queue, message.message_id, message.body, message.properties, at)])
         metrics.deferrals.add(1, {"queue": queue})
         log.warning("put off for %ss after a passing error: %s", int(wait.total_seconds()), err.detail)
+
+
+def _kind(message: Incoming) -> str:
+    """The span's name: what the message asks (`launch`, `poll`, `stop`)."""
+    return str(message.body.get("kind") or "launch")
+
+
+def _attributes(message: Incoming) -> dict[str, str | int | None]:
+    run = message.body.get("run")
+    if not isinstance(run, Mapping):
+        return {}
+    attempt = message.body.get("attempt", 1)
+    return run_attributes(
+        str(run.get("job_id")),
+        str(run.get("run_key")),
+        str(run.get("tenant")),
+        int(attempt) if str(attempt).isdigit() else 1,
+    )

@@ -37,7 +37,7 @@ from shared.services.conflicts import until_saved
 from shared.services.messages import Queues, message_for
 from shared.services.occurrences import Plan, advanced, plan_occurrences
 from shared.services.ports import DueEntry, DueIndex, JobRepository, RunRepository
-from shared.telemetry import metrics
+from shared.telemetry import metrics, run_attributes, span, traceparent
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +226,7 @@ class Ticker:
         self._count(fire.job, fire.plan, report)
 
     def _send_launches(self, runs: list[Run], report: TickReport) -> None:
+        _trace_fired(runs)
         messages = [
             message_for(run, run.intent, self.queues)
             for run in runs
@@ -295,6 +296,7 @@ class Ticker:
         recorded = self.run_repository.record_fire(shard, plan.runs, due_from if due_to else None, due_to)
         after = advanced(job, plan, recorded)
         to_launch = [run for run in recorded if run.state is RunState.SCHEDULED]
+        _trace_fired(to_launch)
         if to_launch:
             try:
                 self.sender.send(
@@ -308,3 +310,13 @@ class Ticker:
             self.due_index.remove(due_from)
         self._count(job, plan, report)
         return after
+
+
+def _trace_fired(runs: list[Run]) -> None:
+    """One `fire` span per occurrence recorded, first of its trace (the one its messages carry)."""
+    for run in runs:
+        if run.state is RunState.SCHEDULED:
+            parent = traceparent(run.job_id, run.run_key, 1)
+            attributes = run_attributes(run.job_id, run.run_key, run.tenant, 1)
+            with span("fire", parent, scheduled_for=run.scheduled_for.isoformat(), **attributes):
+                pass
