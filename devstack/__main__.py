@@ -144,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     load_local_settings()
     os.environ.setdefault("AUTH_MODE", "development")  # the local stack is not behind App Service auth
+    os.environ.setdefault("CONSOLE_URL", f"http://127.0.0.1:{args.port}/console")  # links in notifications
 
     import uvicorn
 

@@ -34,6 +34,8 @@ from shared.api.schemas import (
     JobListOut,
     JobOut,
     MeOut,
+    NotificationTestOut,
+    NotificationTestsOut,
     PreviewIn,
     PreviewOut,
     RepairIn,
@@ -44,7 +46,7 @@ from shared.api.schemas import (
 )
 from shared.bootstrap import Services, services
 from shared.config import AuthMode
-from shared.domain.errors import ExternalError, InvalidInput
+from shared.domain.errors import Conflict, ExternalError, InvalidInput
 from shared.domain.job import Job, JobDefinition, JobStatus, JobType
 from shared.domain.run import RunState, parse_run_id
 from shared.services import pipelines
@@ -323,6 +325,34 @@ def replay_job(job_id: JobId, ctx: Ctx) -> RunListOut:
     new run each, with the same cause; calling again starts none. Resuming never replays by itself."""
     runs = ctx.services.events.replay(ctx.job_tenant(job_id), job_id, ctx.caller.actor.name)
     return RunListOut(items=[RunOut.of(run) for run in runs], continuation=None)
+
+
+@router.post(
+    "/api/jobs/{job_id}/notifications/test",
+    tags=["jobs"],
+    responses=openapi.errors(*BY_ID, 409, notes={409: "The job has no notification destinations."}),
+)
+def test_notifications(job_id: JobId, ctx: Ctx) -> NotificationTestsOut:
+    """Send a sample notification (a failure of a run that never was, marked `"test": true`) to each
+    of the job's destinations at once, and say how each went. Records nothing on any run."""
+    job = ctx.services.job_service.get(ctx.job_tenant(job_id), job_id)
+    results = ctx.services.notifier.test(job)
+    if not results:
+        raise Conflict(f"job {job_id} has no notification destinations: set its `notifications` first")
+    return NotificationTestsOut(
+        items=[
+            NotificationTestOut(
+                event=r.event,
+                kind=r.kind,
+                host=r.host,
+                delivered=r.delivered,
+                status=r.status,
+                error=r.error,
+                ms=r.ms,
+            )
+            for r in results
+        ]
+    )
 
 
 @router.get("/api/jobs/{job_id}/audit", tags=["jobs"], responses=openapi.errors(*BY_ID))

@@ -37,3 +37,11 @@ def launch(msg: func.ServiceBusMessage) -> None:
 def poll(msg: func.ServiceBusMessage) -> None:
     """Follow a Databricks run: schedule the next poll, time it out, or finish or retry it."""
     services().inbox.poll(_incoming(msg))
+
+
+@bp.service_bus_queue_trigger(
+    arg_name="msg", queue_name="%NotifyQueueName%", connection="ServiceBusConnection"
+)
+def notify(msg: func.ServiceBusMessage) -> None:
+    """Deliver one notification of a run (webhook, Teams, Slack) and record the try on the run."""
+    services().inbox.notify(_incoming(msg))

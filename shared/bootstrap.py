@@ -25,6 +25,7 @@ from shared.adapters.pools_table import PoolsTable
 from shared.adapters.queue import DeadLetters, MessageSender
 from shared.adapters.runs_table import RunsTable, TableDueIndex
 from shared.adapters.table import OperationCounter, Table
+from shared.adapters.webhooks import HttpPoster, Poster, secret_from_settings
 from shared.config import Settings, get_settings
 from shared.domain.clock import Clock, SystemClock
 from shared.domain.errors import ExternalError
@@ -34,6 +35,7 @@ from shared.services.inbox import Inbox
 from shared.services.job_service import JobService
 from shared.services.launch import Launcher
 from shared.services.messages import Queues
+from shared.services.notify import Notifier
 from shared.services.poll import Poller
 from shared.services.pool_service import PoolService
 from shared.services.ports import DueIndex, JobRepository, PoolRepository, RunRepository
@@ -66,8 +68,10 @@ class Services:
         clock: Clock,
         sender: MessageSender | None = None,
         databricks: Databricks | None = None,
+        poster: Poster | None = None,
     ) -> None:
         self.settings = settings
+        self._poster = poster
         self.tables = tables
         self.clock = clock
         self._sender = sender
@@ -76,7 +80,9 @@ class Services:
         self.run_repository: RunRepository = RunsTable(tables.runs)
         self.due_index: DueIndex = TableDueIndex(tables.runs, settings.run_shards)
         self.pools: PoolRepository = PoolsTable(tables.runs)
-        self.queues = Queues(launch=settings.launch_queue, poll=settings.poll_queue)
+        self.queues = Queues(
+            launch=settings.launch_queue, poll=settings.poll_queue, notify=settings.notify_queue
+        )
         self.watch_policy = WatchPolicy(
             grace=timedelta(seconds=settings.watchdog_grace_seconds),
             run_check=timedelta(seconds=settings.run_check_seconds),
@@ -154,10 +160,21 @@ class Services:
         return Poller(self.run_context)
 
     @cached_property
+    def notifier(self) -> Notifier:
+        return Notifier(
+            self.run_context,
+            self._poster or HttpPoster(),
+            secret_from_settings,
+            self.settings.public_console_url,
+            timeout=self.settings.notification_timeout_seconds,
+        )
+
+    @cached_property
     def inbox(self) -> Inbox:
         return Inbox(
             launcher=self.launcher,
             poller=self.poller,
+            notifier=self.notifier,
             sender=self.sender,
             clock=self.clock,
             queues=self.queues,
@@ -179,7 +196,7 @@ class Services:
     def dead_letter_counts(self) -> dict[str, int | None]:
         source = self.dead_letter_source
         counts: dict[str, int | None] = {}
-        for queue in (self.settings.launch_queue, self.settings.poll_queue):
+        for queue in (self.settings.launch_queue, self.settings.poll_queue, self.settings.notify_queue):
             try:
                 counts[queue] = source.dead_letter_count(queue) if source is not None else None
             except ExternalError:
@@ -191,7 +208,11 @@ class Services:
         return Watchdog(
             self.run_context,
             dead_letters=self.dead_letter_source,
-            dead_letter_queues=(self.settings.launch_queue, self.settings.poll_queue),
+            dead_letter_queues=(
+                self.settings.launch_queue,
+                self.settings.poll_queue,
+                self.settings.notify_queue,
+            ),
         )
 
 
@@ -261,10 +282,13 @@ def build(
     clock: Clock | None = None,
     sender: MessageSender | None = None,
     databricks: Databricks | None = None,
+    poster: Poster | None = None,
 ) -> Services:
     # The SDKs log every HTTP request at INFO: far too much for Application Insights.
     logging.getLogger("azure").setLevel(logging.WARNING)
-    return Services(settings, tables or azure_tables(settings), clock or SystemClock(), sender, databricks)
+    return Services(
+        settings, tables or azure_tables(settings), clock or SystemClock(), sender, databricks, poster
+    )
 
 
 @lru_cache(maxsize=1)

@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     servicebus_connection_string: SecretStr | None = Field(None, alias="ServiceBusConnection")
     launch_queue: str = Field("launch", alias="LaunchQueueName")
     poll_queue: str = Field("poll", alias="PollQueueName")
+    notify_queue: str = Field("notify", alias="NotifyQueueName")
+
+    # Notifications: how long a destination may take to answer, and the console's public address
+    # for the links in each message (default: this app's host name, as App Service sets it).
+    notification_timeout_seconds: float = Field(10.0, alias="NOTIFICATION_TIMEOUT_SECONDS", gt=0, le=60)
+    console_url: str | None = Field(None, alias="CONSOLE_URL")
+    website_hostname: str | None = Field(None, alias="WEBSITE_HOSTNAME")
 
     # The tick.
     tick_lookahead_seconds: int = Field(75, alias="TICK_LOOKAHEAD_SECONDS", ge=0, le=600)
@@ -81,6 +88,14 @@ class Settings(BaseSettings):
     applicationinsights_connection_string: str | None = Field(
         None, alias="APPLICATIONINSIGHTS_CONNECTION_STRING"
     )
+
+    @property
+    def public_console_url(self) -> str:
+        if self.console_url:
+            return self.console_url.rstrip("/")
+        if self.website_hostname:
+            return f"https://{self.website_hostname}/console"
+        return ""
 
     @model_validator(mode="after")
     def _caps_not_below_starts(self) -> Settings:

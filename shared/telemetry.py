@@ -149,6 +149,14 @@ class Metrics:
             description="events handled, by outcome (started, joined, duplicate, unwatched, rejected, ...)",
         )
 
+    @cached_property
+    def notifications(self) -> Any:
+        return self._meter.create_counter(
+            "scheduler.notifications",
+            unit="notifications",
+            description="notification delivery tries, by outcome (delivered, retried, failed, not_needed)",
+        )
+
 
 metrics = Metrics()
 

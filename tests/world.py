@@ -13,6 +13,7 @@ from typing import Any
 
 from devstack.service_bus_twin import Delivery, ServiceBusTwin
 from shared.adapters.databricks import Databricks
+from shared.adapters.webhooks import Poster
 from shared.bootstrap import Services, Tables, build
 from shared.config import Settings
 from shared.domain.errors import ExternalError
@@ -22,6 +23,7 @@ from shared.services.inbox import Incoming
 from tests.conftest import TableFactory
 from tests.fakes.clock import FixedClock
 from tests.fakes.databricks import FakeDatabricks
+from tests.fakes.poster import FakePoster
 
 log = logging.getLogger(__name__)
 ALICE = Actor(id="alice", name="Alice")
@@ -42,14 +44,21 @@ class World:
         clock: FixedClock | None = None,
         max_delivery_count: int = 10,
         pace: float = 0.0,
+        poster: Poster | None = None,
     ) -> None:
         self.clock = clock or FixedClock(T0)
         self.broker = ServiceBusTwin(self.clock, max_delivery_count=max_delivery_count)
         self.fake = databricks if databricks is not None else FakeDatabricks(self.clock)
         tables = Tables(jobs=table_factory("wjobs"), runs=table_factory("wruns"))
         config: dict[str, Any] = {"RUN_SHARDS": 2, "TICK_CONCURRENCY": 2, **(settings or {})}
+        self.poster = poster if poster is not None else FakePoster()
         self.s: Services = build(
-            Settings(**config), tables=tables, clock=self.clock, sender=self.broker, databricks=self.fake
+            Settings(**config),
+            tables=tables,
+            clock=self.clock,
+            sender=self.broker,
+            databricks=self.fake,
+            poster=self.poster,
         )
         self.s.run_context.rand = lambda: 0.0  # no jitter: delays are exact
         self.crash: Crash | None = None
@@ -100,6 +109,8 @@ class World:
         try:
             if delivery.queue == self.s.settings.launch_queue:
                 action = self.s.inbox.launch(incoming).action
+            elif delivery.queue == self.s.settings.notify_queue:
+                action = self.s.inbox.notify(incoming).action
             else:
                 action = self.s.inbox.poll(incoming).action
         except Exception:

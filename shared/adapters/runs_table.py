@@ -38,7 +38,7 @@ from shared.services.ports import DueEntry, Page, WatchHint
 log = logging.getLogger(__name__)
 
 _MAX_MS = 10**13 - 1
-_JSON_FIELDS = ("transitions", "attempts", "intent", "steps", "repair_history", "cause")
+_JSON_FIELDS = ("transitions", "attempts", "intent", "steps", "repair_history", "cause", "notices")
 _NOT_STORED = ("tenant", "job_id", "shard", *_JSON_FIELDS)
 
 

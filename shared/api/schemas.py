@@ -17,6 +17,7 @@ from shared.domain.job import (
     PipelineTask,
     StepKey,
 )
+from shared.domain.notifications import DeliveryTry, Notice, NoticeEvent, NoticeState
 from shared.domain.pipeline import RunIf, StepState
 from shared.domain.pool import PolicyName
 from shared.domain.run import Attempt, Cause, Priority, RepairRecord, Run, RunState, Trigger
@@ -187,6 +188,41 @@ class StepOut(BaseModel):
     ended_at: datetime | None
 
 
+class NoticeOut(BaseModel):
+    """A notification the run owes or sent, and each try at delivering it (never its URL: a Teams or
+    Slack webhook URL holds a token)."""
+
+    id: str = Field(description="`{event}{attempt}.{destination index}`.")
+    event: NoticeEvent
+    attempt: int
+    kind: Literal["webhook", "teams", "slack"]
+    destination: int = Field(description="Its place in the job's list for the event.")
+    host: str
+    state: NoticeState
+    due_at: datetime = Field(description="When it is (next) to be delivered.")
+    tries: list[DeliveryTry]
+
+    @classmethod
+    def of(cls, notice: Notice) -> NoticeOut:
+        return cls.model_validate(notice.model_dump(exclude={"url", "secret_ref", "repairs"}))
+
+
+class NotificationTestOut(BaseModel):
+    """How the sample sent to one destination went."""
+
+    event: str = Field(description="The first event whose list holds the destination.")
+    kind: Literal["webhook", "teams", "slack"]
+    host: str
+    delivered: bool
+    status: int | None = Field(None, description="The HTTP status it answered (none: no answer).")
+    error: str | None = None
+    ms: int
+
+
+class NotificationTestsOut(BaseModel):
+    items: list[NotificationTestOut]
+
+
 class RunOut(BaseModel):
     """One occurrence (or manual run) of a job and what happened to it."""
 
@@ -237,14 +273,18 @@ class RunOut(BaseModel):
         None,
         description="QUEUED in a pool: when it will likely start, from the expected durations of what runs.",
     )
+    notifications: list[NoticeOut] = Field(
+        default_factory=list, description="The notifications it owes or sent, with each delivery try."
+    )
 
     @classmethod
     def of(cls, run: Run, place: tuple[int, datetime | None] | None = None, job: Job | None = None) -> RunOut:
         position, start = place or (None, None)
-        data = run.model_dump(exclude={"steps", "parent"})
+        data = run.model_dump(exclude={"steps", "parent", "notices"})
         return cls(
             run_id=run.id,
             **data,
+            notifications=[NoticeOut.of(n) for n in run.notices],
             queue_position=position,
             estimated_start_at=start,
             steps=_steps(run, job),

@@ -15,6 +15,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from shared.domain.errors import IllegalTransition
+from shared.domain.notifications import Notifications
 from shared.domain.pipeline import MAX_STEPS, RunIf, graph_errors
 from shared.domain.run import FailureKind, Priority, RunState
 from shared.domain.schedule import DstNote, FireTime, ScheduleSpec
@@ -364,6 +365,9 @@ class JobDefinition(BaseModel):
     )
     tags: Annotated[list[Tag], Field(max_length=20)] = Field(default_factory=list)
     record_skipped_while_paused: bool = False
+    notifications: Notifications | None = Field(
+        None, description="Who hears about its runs (webhook, Teams, Slack), and when."
+    )
 
     @field_validator("tags")
     @classmethod

@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from shared.domain.job import MisfirePolicy, OverlapPolicy, RetryPolicy
+from shared.domain.notifications import Notice
 from shared.domain.run import (
     ACTIVE,
     AttemptResult,
@@ -154,10 +155,12 @@ class WatchPolicy:
 
 
 def watch_at(run: Run, policy: WatchPolicy, now: datetime) -> datetime | None:
-    """When the watchdog must look at `run` if nothing moves it first (None: it has ended)."""
+    """When the watchdog must look at `run` if nothing moves it first (None: it has ended, and owes
+    no notification)."""
+    owed = [n.due_at + policy.grace for n in run.pending_notices]  # a notice whose message was lost
     if run.state.is_terminal:
-        return None
-    at = _watch_at(run, policy, now)
+        return min(owed) if owed else None
+    at = min([_watch_at(run, policy, now), *owed])
     if run.deadline_at is not None and run.deadline_missed_at is None and run.deadline_at > now:
         return min(at, run.deadline_at)  # the watchdog marks it if nothing has ended it by then
     return at
@@ -186,15 +189,20 @@ class WatchAction(StrEnum):
     CHECK_DATABRICKS = "check_databricks"  # RUNNING: read Databricks; settle, time out, or look later
     STOP = "stop"  # CANCELLING or TIMING_OUT did not finish: cancel again and settle
     GIVE_UP = "give_up"  # repaired too often without progress: end it with the reason
+    NOTIFY = "notify"  # a notice's message is overdue: send it again with a fresh id
 
 
 def watch_action(run: Run | None, hint_at: datetime, now: datetime, policy: WatchPolicy) -> WatchAction:
     """What the watchdog does with an overdue hint (`hint_at` <= now) about `run`."""
-    if run is None or run.state.is_terminal:
+    if run is None or (run.state.is_terminal and run.watch_at is None):
         return WatchAction.DROP
     if run.watch_at != hint_at:
         future = run.watch_at is not None and run.watch_at > now
         return WatchAction.REHOME if future or run.watch_at is None else WatchAction.DROP
+    if overdue_notices(run, now, policy):
+        return WatchAction.NOTIFY
+    if run.state.is_terminal:
+        return WatchAction.DROP
     if run.repairs >= policy.max_repairs:
         return WatchAction.GIVE_UP
     if run.state is RunState.QUEUED:
@@ -204,6 +212,11 @@ def watch_action(run: Run | None, hint_at: datetime, now: datetime, policy: Watc
     if run.state in (RunState.CANCELLING, RunState.TIMING_OUT):
         return WatchAction.STOP
     return WatchAction.RESEND  # SCHEDULED, RETRY_WAIT, LAUNCHING (rows written before intents)
+
+
+def overdue_notices(run: Run, now: datetime, policy: WatchPolicy) -> list[Notice]:
+    """The run's notices whose message should have been handled by now (it was lost)."""
+    return [n for n in run.pending_notices if n.due_at + policy.grace <= now]
 
 
 def given_up_state(state: RunState) -> RunState:

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.domain.errors import IllegalTransition, NotFound
 from shared.domain.ids import id_time, is_id
+from shared.domain.notifications import Notice
 from shared.domain.pipeline import StepState
 
 
@@ -367,6 +368,9 @@ class Run(BaseModel):
     step: str | None = Field(None, description="A pipeline step's run: its step key.")
     steps: dict[str, StepRecord] | None = Field(None, description="A pipeline run: its steps, by key.")
     repair_history: list[RepairRecord] = Field(default_factory=list, description="A pipeline run's repairs.")
+    notices: list[Notice] = Field(
+        default_factory=list, description="Notifications it owes or sent (the notify queue's outbox)."
+    )
     repairs: int = Field(0, description="Re-sends of the current intent by the watchdog.")
     checks: int = Field(0, description="Watchdog visits since the last transition that found nothing wrong.")
 
@@ -452,6 +456,14 @@ class Run(BaseModel):
             transitions={state.value: now},
             cause=cause,
         )
+
+    @property
+    def pending_notices(self) -> list[Notice]:
+        return [n for n in self.notices if n.pending]
+
+    def with_notice(self, notice: Notice) -> Run:
+        """The run with `notice` recorded in place of the one with its id."""
+        return self.model_copy(update={"notices": [notice if n.id == notice.id else n for n in self.notices]})
 
     @property
     def is_pipeline(self) -> bool:

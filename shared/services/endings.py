@@ -86,7 +86,7 @@ def settle(
             attempt=nxt,
         )
         waiting = waiting.model_copy(update={"intent": launch_intent(waiting, nxt, now + ending.retry_after)})
-        waiting, _ = ctx.write(run, etag, waiting, now)
+        waiting, _ = ctx.write(run, etag, waiting, now, job=job)
         ctx.send(waiting)
         log.info("retrying", extra={"job_id": run.job_id, "run_key": run.run_key, "attempt": nxt})
         return Outcome("retrying", waiting)
@@ -119,16 +119,22 @@ def end(
     """Write the run's terminal state (its watch hint goes with it), then what follows an end.
 
     `job`: the job as the caller read it, if it did: noting the run on it then needs no read."""
-    ended, _ = ctx.write(run, etag, run.moved(state, now, reason=reason), now)
+    ended, _ = ctx.write(run, etag, run.moved(state, now, reason=reason), now, job=job[0] if job else None)
     metrics.runs_finished.add(1, {"state": state.value, "job_id": run.job_id, "tenant": run.tenant})
-    after_end(ctx, ended, now, job)
+    after_end(ctx, ended, now, job, redo=False)
     return ended
 
 
-def after_end(ctx: RunContext, ended: Run, now: datetime, known: JobRead = None) -> None:
+def after_end(
+    ctx: RunContext, ended: Run, now: datetime, known: JobRead = None, *, redo: bool = True
+) -> None:
     """Free the run's slot (admitting who waits), note the run on its job and release a buffered
-    run. Safe to repeat: a second release finds nothing to free."""
+    run. Safe to repeat: a second release finds nothing to free. `redo`: a handler found the run
+    ended (it may have crashed before its sends): its notices are sent again with their first ids,
+    which duplicate detection absorbs if the first send got through."""
     admission.release(ctx, ended, now)
+    if redo:
+        ctx.send_notices(ended, [n for n in ended.pending_notices if not n.tries and n.due_at <= now])
     if ended.parent is not None:  # a pipeline step's run: its pipeline goes on
         from shared.services import pipelines
 

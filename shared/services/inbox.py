@@ -20,6 +20,7 @@ from shared.domain.clock import Clock
 from shared.domain.errors import ExternalError
 from shared.services.launch import Launcher
 from shared.services.messages import PollRef, Queues, RunRef, deferred, earlier_may_have_acted
+from shared.services.notify import NoticeRef, Notifier
 from shared.services.poll import Poller
 from shared.services.run_context import Outcome
 from shared.telemetry import metrics, run_attributes, span
@@ -42,10 +43,18 @@ class Incoming:
 
 class Inbox:
     def __init__(
-        self, *, launcher: Launcher, poller: Poller, sender: MessageSender, clock: Clock, queues: Queues
+        self,
+        *,
+        launcher: Launcher,
+        poller: Poller,
+        notifier: Notifier,
+        sender: MessageSender,
+        clock: Clock,
+        queues: Queues,
     ) -> None:
         self.launcher = launcher
         self.poller = poller
+        self.notifier = notifier
         self.sender = sender
         self.clock = clock
         self.queues = queues
@@ -60,6 +69,11 @@ class Inbox:
 
     def poll(self, message: Incoming) -> Outcome:
         return self._guarded(message, self.queues.poll, lambda: self.poller.poll(PollRef.parse(message.body)))
+
+    def notify(self, message: Incoming) -> Outcome:
+        return self._guarded(
+            message, self.queues.notify, lambda: self.notifier.deliver(NoticeRef.parse(message.body))
+        )
 
     def _guarded(self, message: Incoming, queue: str, handle: Any) -> Outcome:
         with span(_kind(message), message.properties.get("traceparent"), **_attributes(message)):

@@ -237,7 +237,7 @@ class Launcher:
         deadline = now + timeout if timeout else None
         first_poll = now + ctx.settings.poll_initial
         due = min(first_poll, deadline) if deadline else first_poll
-        running = self._record_running(run, etag, record, deadline, due, now)
+        running = self._record_running(run, etag, record, deadline, due, now, job)
         if running is None:
             return Outcome("already_handled")
         ctx.send(running)
@@ -251,7 +251,14 @@ class Launcher:
         return Outcome("launched", running)
 
     def _record_running(
-        self, run: Run, etag: str, record: Attempt, deadline: datetime | None, due: datetime, now: datetime
+        self,
+        run: Run,
+        etag: str,
+        record: Attempt,
+        deadline: datetime | None,
+        due: datetime,
+        now: datetime,
+        job: Job,
     ) -> Run | None:
         """RUNNING with the first poll as intent; on a conflict, re-read and apply again or give way."""
         ctx = self.ctx
@@ -269,7 +276,7 @@ class Launcher:
             running = current.moved(RunState.LAUNCHING, now).moved(RunState.RUNNING, now, reason="")
             running = running.with_attempt(record).model_copy(update=admission.pool_fields(run))
             intent = poll_intent(running, record.number, 1, dbx, deadline, due)
-            return ctx.write(current, tag, running.model_copy(update={"intent": intent}), now)[0]
+            return ctx.write(current, tag, running.model_copy(update={"intent": intent}), now, job=job)[0]
 
         return until_saved(attempt, f"run {run.id}")
 
@@ -287,6 +294,7 @@ class Launcher:
         )
         if own_write and ctx.recent_enough(run, now):
             ctx.send(run)
+            ctx.send_notices(run, [n for n in run.pending_notices if not n.tries and n.due_at <= now])
             return Outcome("redone", run)
         if redelivered and run.state.is_terminal and run.databricks_run_of(attempt) is None:
             self._reap(run, attempt)

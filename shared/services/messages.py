@@ -20,6 +20,7 @@ from typing import Any
 
 from shared.adapters.queue import OutgoingMessage
 from shared.domain.errors import InvalidInput
+from shared.domain.notifications import Notice
 from shared.domain.run import Intent, IntentKind, Run
 from shared.telemetry import traceparent
 
@@ -28,6 +29,7 @@ from shared.telemetry import traceparent
 class Queues:
     launch: str
     poll: str
+    notify: str = "notify"
 
     def of(self, kind: IntentKind) -> str:
         return self.poll if kind is IntentKind.POLL else self.launch
@@ -154,6 +156,18 @@ def message_for(
         body=body,
         scheduled_for=at or intent.due_at,
         properties=_properties(run, intent.attempt),
+    )
+
+
+def notice_message(run: Run, notice: Notice, queue: str) -> OutgoingMessage:
+    """The message "deliver notice `notice.id` of run X", due at the notice's time, with the id of
+    its current send (`Notice.message_id`)."""
+    return OutgoingMessage(
+        queue=queue,
+        message_id=notice.message_id(run.id),
+        body={"run": _ref(run), "notice": notice.id, "kind": "notify"},
+        scheduled_for=notice.due_at,
+        properties=_properties(run, run.attempt),
     )
 
 

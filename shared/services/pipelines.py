@@ -173,7 +173,7 @@ def _save(ctx: RunContext, before: Run, etag: str, planned: Run, start: list[str
         metrics.runs_finished.add(
             1, {"state": saved.state.value, "job_id": saved.job_id, "tenant": saved.tenant}
         )
-        endings.after_end(ctx, saved, now)
+        endings.after_end(ctx, saved, now, redo=False)
     return saved
 
 

@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from shared.domain.errors import ExternalError
-from shared.domain.policies import OverlapVerdict, WatchAction, given_up_state, overlap_verdict
+from shared.domain.notifications import DeliveryTry, NoticeState
+from shared.domain.policies import (
+    OverlapVerdict,
+    WatchAction,
+    given_up_state,
+    overdue_notices,
+    overlap_verdict,
+)
 from shared.domain.run import IntentKind, Run, RunState
 from shared.services import admission, endings, pipelines
 from shared.services.messages import launch_intent
@@ -52,7 +59,10 @@ class Repairs:
         *,
         chain_lost: bool,
     ) -> None:
-        if run.is_pipeline and action in (WatchAction.CHECK_DATABRICKS, WatchAction.STOP):
+        if action is WatchAction.NOTIFY:
+            self.notify(run, etag, now)
+            report.resent += 1
+        elif run.is_pipeline and action in (WatchAction.CHECK_DATABRICKS, WatchAction.STOP):
             pipelines.check(self.ctx, run, etag, now)  # a pipeline run has steps, not a Databricks run
             report.checked += 1
         elif action is WatchAction.GIVE_UP:
@@ -81,6 +91,30 @@ class Repairs:
         metrics.repairs.add(1, {"state": run.state.value})
         log.warning(
             "re-sent a lost %s", intent.kind.value, extra={"job_id": run.job_id, "run_key": run.run_key}
+        )
+
+    def notify(self, run: Run, etag: str, now: datetime) -> None:
+        """Send again, with a fresh id, the notices whose message was lost; give up on a notice
+        after `max_repairs` re-sends (recorded on it as a failed try, and counted)."""
+        policy = self.ctx.settings.watch
+        updated, resend = run, []
+        for notice in overdue_notices(run, now, policy):
+            if notice.repairs >= policy.max_repairs:
+                lost = DeliveryTry(at=now, error=f"its message was lost {notice.repairs} times", ms=0)
+                fixed = notice.model_copy(
+                    update={"tries": [*notice.tries, lost], "state": NoticeState.FAILED}
+                )
+                metrics.notifications.add(
+                    1, {"outcome": "failed", "kind": notice.kind, "event": notice.event.value}
+                )
+            else:
+                fixed = notice.model_copy(update={"due_at": now, "repairs": notice.repairs + 1})
+                resend.append(fixed.id)
+            updated = updated.with_notice(fixed)
+        saved, _ = self.ctx.write(run, etag, updated, now)
+        self.ctx.send_notices(saved, [n for n in saved.notices if n.id in resend])
+        log.warning(
+            "re-sent %d lost notifications", len(resend), extra={"job_id": run.job_id, "run_key": run.run_key}
         )
 
     def check_queue(self, run: Run, etag: str, now: datetime) -> int:

@@ -18,9 +18,10 @@ from shared.adapters.queue import MessageSender
 from shared.domain.clock import Clock
 from shared.domain.errors import NotFound
 from shared.domain.job import Job
+from shared.domain.notifications import Notice, new_notices, notifies
 from shared.domain.policies import WatchPolicy, watch_at
 from shared.domain.run import Intent, Run
-from shared.services.messages import Queues, message_for
+from shared.services.messages import Queues, message_for, notice_message
 from shared.services.ports import DueIndex, JobRepository, PoolRepository, RunRepository
 from shared.telemetry import metrics
 
@@ -91,14 +92,28 @@ class RunContext:
         return run.model_copy(update={"watch_at": watch_at(run, self.settings.watch, now)})
 
     def write(
-        self, before: Run, etag: str, after: Run, now: datetime, children: Sequence[Run] = ()
+        self,
+        before: Run,
+        etag: str,
+        after: Run,
+        now: datetime,
+        children: Sequence[Run] = (),
+        job: Job | None = None,
     ) -> tuple[Run, str]:
         """Save `after` over `before` (ETag), its watch hint moved with it: the run as saved, its ETag.
         `children`: a pipeline's new step runs, inserted in the same transaction.
 
         A run found unfinished at its deadline (or ending after it) is marked `deadline_missed_at`
-        by the first write that notices, and counted once."""
-        saved = self.watched(after.marked_late(now), now)
+        by the first write that notices, and counted once.
+
+        The notifications the move owes (its job's `notifications`; `job` as the caller read it, else
+        read here when the move is one that notifies) are recorded in the same write, and sent after
+        it: the notify queue's outbox."""
+        after = after.marked_late(now)
+        notices = self._owed(before, after, now, job)
+        if notices:
+            after = after.model_copy(update={"notices": [*after.notices, *notices]})
+        saved = self.watched(after, now)
         if children:
             family = [self.watched(child, now) for child in children]
             etag = self.run_repository.save_family(before, etag, saved, family)
@@ -107,7 +122,29 @@ class RunContext:
         if saved.deadline_missed_at is not None and before.deadline_missed_at is None:
             metrics.deadline_missed.add(1, {"pool": saved.pool or "default", "tenant": saved.tenant})
             log.warning("a run missed its deadline", extra={"job_id": saved.job_id, "run_key": saved.run_key})
+        self.send_notices(saved, notices)
         return saved, etag
+
+    def _owed(self, before: Run, after: Run, now: datetime, job: Job | None) -> list[Notice]:
+        if not notifies(before, after):
+            return []
+        job = job or self.job(after.tenant, after.job_id)
+        return new_notices(before, after, job.definition.notifications if job else None, now)
+
+    def send_notices(self, run: Run, notices: Sequence[Notice]) -> None:
+        """Send the messages of `notices` (recorded on `run`). Best effort: a notice whose send fails
+        stays pending on the run, and the watchdog sends it; a run never fails for a notification."""
+        if not notices:
+            return
+        try:
+            self.sender.send([notice_message(run, n, self.settings.queues.notify) for n in notices])
+        except Exception as err:
+            log.warning(
+                "could not send %d notifications (the watchdog will): %s",
+                len(notices),
+                err,
+                extra={"job_id": run.job_id, "run_key": run.run_key},
+            )
 
     def send(
         self,

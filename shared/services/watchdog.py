@@ -177,6 +177,9 @@ class Watchdog:
     def _dead_letter(self, letter: DeadLetter, report: WatchReport) -> None:
         """A message exhausted its deliveries: its run waits for nothing. Repair it now."""
         metrics.dead_letters.add(1, {"queue": letter.queue})
+        if letter.body.get("kind") == "notify":  # its notice stays pending: the run's hint re-sends it
+            log.warning("a notification message was dead-lettered (%s)", letter.reason)
+            return
         try:
             ref = RunRef.parse(letter.body)
         except InvalidInput:

@@ -280,10 +280,10 @@ def test_a_dead_lettered_launch_is_repaired_and_shows_in_health(w: World) -> Non
         w.broker.abandon(launch)
         launch = (w.broker.receive() or [launch])[0]
     assert w.broker.dead_letter_count("launch") == 1
-    assert w.s.dead_letter_counts() == {"launch": 1, "poll": 0}
+    assert w.s.dead_letter_counts() == {"launch": 1, "poll": 0, "notify": 0}
     report = w.s.watchdog.run_once()
     assert report.dead_letters == 1 and report.resent == 1
-    assert w.s.dead_letter_counts() == {"launch": 0, "poll": 0}
+    assert w.s.dead_letter_counts() == {"launch": 0, "poll": 0, "notify": 0}
     w.deliver(until=w.clock.now() + timedelta(minutes=3))
     run = w.run(job)
     assert run.state is RunState.SUCCEEDED and run.repairs == 0
