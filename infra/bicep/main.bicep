@@ -1,7 +1,9 @@
 // The ML job scheduler: a Python Function App on the Flex Consumption plan with Table Storage,
 // Service Bus, Application Insights, alerts, a workbook and Event Grid system topics for file
 // arrival triggers. Every connection uses the app's user-assigned managed identity (Event Grid
-// its topics' own identities): the deployment needs no secret and creates no key.
+// its topics' own identities): the deployment needs no secret and creates no key. Secrets the
+// app needs (a Databricks token, notification signing secrets) are Key Vault references to a
+// vault the platform team fills in (docs/deployment.md).
 //
 //   az deployment group create --resource-group <rg> --template-file main.bicep --parameters main.bicepparam
 //
@@ -163,7 +165,10 @@ param launchQueueName string = 'launch'
 @description('Queue of poll messages (PollQueueName).')
 param pollQueueName string = 'poll'
 
-@description('Duplicate detection window of both queues (ISO 8601 duration, 20 seconds to 7 days).')
+@description('Queue of notification deliveries (NotifyQueueName).')
+param notifyQueueName string = 'notify'
+
+@description('Duplicate detection window of the queues (ISO 8601 duration, 20 seconds to 7 days).')
 param duplicateDetectionWindow string = 'PT10M'
 
 @description('Deliveries of a message before Service Bus dead-letters it.')
@@ -171,7 +176,7 @@ param duplicateDetectionWindow string = 'PT10M'
 @maxValue(2000)
 param maxDeliveryCount int = 10
 
-@description('Peek-lock duration of both queues (ISO 8601 duration, at most PT5M); the Functions host renews it while a handler runs.')
+@description('Peek-lock duration of the queues (ISO 8601 duration, at most PT5M); the Functions host renews it while a handler runs.')
 param lockDuration string = 'PT1M'
 
 // ---------------------------------------------------------------------------------------------
@@ -192,6 +197,23 @@ param databricksAuth string = 'managed_identity'
 param databricksTokenSecretName string = 'databricks-token'
 
 // ---------------------------------------------------------------------------------------------
+// Notifications
+// ---------------------------------------------------------------------------------------------
+
+// Bicep cannot check each name (typed arrays and lambdas are beyond pycep, checkov's parser):
+// infra/terraform validates the same list, and tests/infra checks the parameter files.
+@description('Names of the notification signing secrets, each 1-40 lowercase letters, digits or hyphens, starting with a letter or digit. Each name n becomes the app setting NOTIFICATION_SECRET_<N> (upper case, hyphens as underscores), a Key Vault reference to the secret notification-secret-<n> in the scheduler\'s key vault, which the platform team sets (docs/deployment.md). A job\'s destination names it as "secret_ref": "<n>".')
+param notificationSecretNames array = []
+
+@description('How long a notification destination may take to answer, in seconds (NOTIFICATION_TIMEOUT_SECONDS).')
+@minValue(1)
+@maxValue(60)
+param notificationTimeoutSeconds int = 10
+
+@description('Public address of the web console for the links in notifications (CONSOLE_URL); empty uses https://<the app\'s host name>/console.')
+param consoleUrl string = ''
+
+// ---------------------------------------------------------------------------------------------
 // Monitoring
 // ---------------------------------------------------------------------------------------------
 
@@ -206,6 +228,11 @@ param alertEmailReceivers array = []
 @description('Alert when a launch starts more than this many milliseconds after its scheduled time.')
 @minValue(1000)
 param fireLagThresholdMs int = 60000
+
+@description('Alert when the 95th percentile of a pool\'s queue wait (scheduler.queue_wait_ms) over 30 minutes exceeds this many minutes.')
+@minValue(1)
+@maxValue(1440)
+param queueWaitAlertMinutes int = 30
 
 // ---------------------------------------------------------------------------------------------
 // Names: {abbreviation}-{environmentName}-{resourceToken}. Storage account and key vault names
@@ -229,6 +256,8 @@ var names = {
 var deploymentContainerName = 'app-package'
 var deadLetterContainerName = 'eventgrid-deadletter'
 var useDatabricksToken = databricksAuth == 'token'
+// The key vault exists when a Key Vault reference needs it: token mode or a notification secret.
+var useKeyVault = useDatabricksToken || !empty(notificationSecretNames)
 
 module identity 'modules/identity.bicep' = {
   name: 'identity'
@@ -267,6 +296,7 @@ module serviceBus 'modules/servicebus.bicep' = {
     queueNames: [
       launchQueueName
       pollQueueName
+      notifyQueueName
     ]
     duplicateDetectionWindow: duplicateDetectionWindow
     maxDeliveryCount: maxDeliveryCount
@@ -287,7 +317,7 @@ module monitoring 'modules/monitoring.bicep' = {
   }
 }
 
-module keyVault 'modules/keyvault.bicep' = if (useDatabricksToken) {
+module keyVault 'modules/keyvault.bicep' = if (useKeyVault) {
   name: 'keyvault'
   params: {
     name: names.keyVault
@@ -323,6 +353,7 @@ var schedulerAppSettings = {
   ServiceBusConnection__fullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
   LaunchQueueName: launchQueueName
   PollQueueName: pollQueueName
+  NotifyQueueName: notifyQueueName
   TICK_LOOKAHEAD_SECONDS: string(tickLookaheadSeconds)
   TICK_CONCURRENCY: string(tickConcurrency)
   WATCHDOG_GRACE_SECONDS: string(watchdogGraceSeconds)
@@ -337,6 +368,8 @@ var schedulerAppSettings = {
   // Read only when AUTH_MODE is development (never in Azure); set so Azure matches the model.
   DEV_TENANT: 'dev'
   MAX_BODY_BYTES: string(maxBodyBytes)
+  NOTIFICATION_TIMEOUT_SECONDS: string(notificationTimeoutSeconds)
+  CONSOLE_URL: consoleUrl
   APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.applicationInsightsConnectionString
 }
 
@@ -347,6 +380,15 @@ var databricksTokenAppSettings = {
 }
 
 var appSettings = union(hostAppSettings, schedulerAppSettings, useDatabricksToken ? databricksTokenAppSettings : {})
+
+// One signing secret per name in notificationSecretNames: NOTIFICATION_SECRET_<NAME> is a Key
+// Vault reference to notification-secret-<name>, resolved like DATABRICKS_TOKEN. A list of
+// name/value pairs, not an object: its keys come from a list, which needs toObject() and a
+// lambda, and pycep (checkov's Bicep parser) reads neither. The site appends it to appSettings.
+var notificationSecretAppSettings = [for secretName in notificationSecretNames: {
+  name: 'NOTIFICATION_SECRET_${toUpper(replace(secretName, '-', '_'))}'
+  value: '@Microsoft.KeyVault(VaultName=${names.keyVault};SecretName=notification-secret-${secretName})'
+}]
 
 module functionApp 'modules/function-app.bicep' = {
   name: 'function-app'
@@ -360,12 +402,13 @@ module functionApp 'modules/function-app.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
     appSettings: appSettings
+    extraAppSettings: notificationSecretAppSettings
     enableEntraAuth: enableEntraAuth
     entraClientId: entraClientId
     entraTenantId: entraTenantId
     entraAllowedAudiences: entraAllowedAudiences
   }
-  // The Key Vault reference must resolve on first start (the other modules are implicit
+  // The Key Vault references must resolve on first start (the other modules are implicit
   // dependencies through their outputs).
   dependsOn: [
     keyVault
@@ -383,6 +426,7 @@ module alerts 'modules/alerts.bicep' = {
     applicationInsightsId: monitoring.outputs.applicationInsightsId
     serviceBusNamespaceId: serviceBus.outputs.id
     fireLagThresholdMs: fireLagThresholdMs
+    queueWaitAlertMinutes: queueWaitAlertMinutes
   }
 }
 
@@ -466,6 +510,6 @@ output TABLES_ENDPOINT string = storage.outputs.tableEndpoint
 output SERVICE_BUS_NAMESPACE string = serviceBus.outputs.fullyQualifiedNamespace
 output APPLICATION_INSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
 output LOG_ANALYTICS_WORKSPACE_NAME string = monitoring.outputs.logAnalyticsName
-output KEY_VAULT_NAME string = useDatabricksToken ? names.keyVault : ''
+output KEY_VAULT_NAME string = useKeyVault ? names.keyVault : ''
 output WORKBOOK_ID string = workbook.outputs.id
 output EVENT_GRID_SYSTEM_TOPIC_NAMES array = [for (accountId, index) in watchedStorageAccountIds: eventGrid[index].outputs.name]

@@ -36,11 +36,21 @@ param landingStorageAccountIds = []
 // ]
 param watchedContainers = []
 
+// Notifications: the names of the signing secrets jobs may use as "secret_ref" (1-40 lowercase
+// letters, digits or hyphens each, starting with a letter or digit). Each needs the Key Vault
+// secret notification-secret-<name>, set after the deployment (docs/deployment.md); the values
+// never go in this file.
+param notificationSecretNames = []
+// param notificationSecretNames = [
+//   'team-a-webhook'
+// ]
+
 // Alerts.
 param alertEmailReceivers = [
   'ml-platform-oncall@example.com'
 ]
 param fireLagThresholdMs = 60000
+param queueWaitAlertMinutes = 30
 
 param tags = {
   application: 'ml-scheduler'

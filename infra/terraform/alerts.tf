@@ -72,6 +72,28 @@ locals {
       threshold             = 0
       window_duration       = "PT15M"
     }
+    "notifications-failed" = {
+      display_name          = "Scheduler: notifications failed"
+      description           = "A notification (webhook, Teams, Slack) could not be delivered and was given up (custom metric scheduler.notifications with outcome failed)."
+      severity              = 2
+      query                 = "customMetrics | where name == \"scheduler.notifications\" | extend outcome = tostring(customDimensions[\"outcome\"]) | where outcome == \"failed\" | project timestamp, failed_notifications = valueSum"
+      time_aggregation      = "Total"
+      metric_measure_column = "failed_notifications"
+      operator              = "GreaterThan"
+      threshold             = 0
+      window_duration       = "PT15M"
+    }
+    "queue-wait" = {
+      display_name          = "Scheduler: runs wait long for a pool slot"
+      description           = "The 95th percentile of a pool's queue wait over 30 minutes exceeds the threshold in minutes (custom metric scheduler.queue_wait_ms; percentile of each export interval's largest wait, an upper bound)."
+      severity              = 2
+      query                 = "customMetrics | where name == \"scheduler.queue_wait_ms\" | extend pool = tostring(customDimensions[\"pool\"]) | summarize queue_wait_p95_minutes = percentile(valueMax, 95) / 60000.0, timestamp = max(timestamp) by pool"
+      time_aggregation      = "Maximum"
+      metric_measure_column = "queue_wait_p95_minutes"
+      operator              = "GreaterThan"
+      threshold             = var.queue_wait_alert_minutes
+      window_duration       = "PT30M"
+    }
     "no-tick" = {
       display_name          = "Scheduler: no tick in 5 minutes"
       description           = "The timer tick did not run for 5 minutes (no scheduler.ticks data): nothing is being scheduled."

@@ -68,8 +68,8 @@ resource "azapi_resource" "function_app" {
 
   response_export_values = ["properties.defaultHostName"]
 
-  # The identity must hold its storage (and, in token mode, Key Vault) roles before the host
-  # starts, or its first start fails to reach storage or resolve the Key Vault reference.
+  # The identity must hold its storage (and, with a key vault, Key Vault) roles before the host
+  # starts, or its first start fails to reach storage or resolve the Key Vault references.
   depends_on = [
     azurerm_role_assignment.storage_blob_data_owner,
     azurerm_role_assignment.storage_table_data_contributor,

@@ -1,7 +1,9 @@
 # The ML job scheduler: a Python Function App on the Flex Consumption plan with Table Storage,
 # Service Bus, Application Insights, alerts, a workbook and Event Grid system topics for file
 # arrival triggers. Every connection uses the app's user-assigned managed identity (Event Grid
-# its topics' own identities): the deployment needs no secret and creates no key.
+# its topics' own identities): the deployment needs no secret and creates no key. Secrets the
+# app needs (a Databricks token, notification signing secrets) are Key Vault references to a
+# vault the platform team fills in (docs/deployment.md).
 #
 # infra/bicep deploys the same resources with the same app settings (tests/infra checks).
 
@@ -45,6 +47,9 @@ locals {
   principal_id               = azurerm_user_assigned_identity.this.principal_id
   client_id                  = azurerm_user_assigned_identity.this.client_id
 
+  # The key vault exists when a Key Vault reference needs it: token mode or a notification secret.
+  use_key_vault = local.use_databricks_token || length(var.notification_secret_names) > 0
+
   # Role assignment names follow Bicep's guid(scope, principal, role): a UUID v5 in the
   # namespace Bicep's guid() uses, over the arguments joined with "-".
   role_assignment_namespace = "11fb06fb-712d-4ddd-98c7-e71bbd588830"
@@ -74,6 +79,7 @@ locals {
     ServiceBusConnection__fullyQualifiedNamespace = local.service_bus_fqdn
     LaunchQueueName                               = var.launch_queue_name
     PollQueueName                                 = var.poll_queue_name
+    NotifyQueueName                               = var.notify_queue_name
     TICK_LOOKAHEAD_SECONDS                        = tostring(var.tick_lookahead_seconds)
     TICK_CONCURRENCY                              = tostring(var.tick_concurrency)
     WATCHDOG_GRACE_SECONDS                        = tostring(var.watchdog_grace_seconds)
@@ -88,6 +94,8 @@ locals {
     # Read only when AUTH_MODE is development (never in Azure); set so Azure matches the model.
     DEV_TENANT                            = "dev"
     MAX_BODY_BYTES                        = tostring(var.max_body_bytes)
+    NOTIFICATION_TIMEOUT_SECONDS          = tostring(var.notification_timeout_seconds)
+    CONSOLE_URL                           = var.console_url
     APPLICATIONINSIGHTS_CONNECTION_STRING = azurerm_application_insights.this.connection_string
   }
 
@@ -97,10 +105,18 @@ locals {
     DATABRICKS_TOKEN = "@Microsoft.KeyVault(VaultName=${local.names.key_vault};SecretName=${var.databricks_token_secret_name})"
   }
 
+  # One signing secret per name in notification_secret_names: NOTIFICATION_SECRET_<NAME> is a
+  # Key Vault reference to notification-secret-<name>, resolved like DATABRICKS_TOKEN.
+  notification_secret_app_settings = {
+    for secret_name in var.notification_secret_names :
+    "NOTIFICATION_SECRET_${upper(replace(secret_name, "-", "_"))}" => "@Microsoft.KeyVault(VaultName=${local.names.key_vault};SecretName=notification-secret-${secret_name})"
+  }
+
   app_settings = merge(
     local.host_app_settings,
     local.scheduler_app_settings,
     local.use_databricks_token ? local.databricks_token_app_settings : {},
+    local.notification_secret_app_settings,
   )
 }
 

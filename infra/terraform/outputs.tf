@@ -51,8 +51,8 @@ output "log_analytics_workspace_name" {
 }
 
 output "key_vault_name" {
-  description = "Name of the key vault holding the Databricks token (empty unless databricks_auth is token)."
-  value       = local.use_databricks_token ? azurerm_key_vault.this[0].name : ""
+  description = "Name of the key vault holding the Databricks token and the notification signing secrets (empty unless databricks_auth is token or notification_secret_names is set)."
+  value       = local.use_key_vault ? azurerm_key_vault.this[0].name : ""
 }
 
 output "workbook_id" {

@@ -1,5 +1,6 @@
-# Service Bus namespace with the scheduler's two queues. Entra ID only: SAS (local auth) is
-# disabled, so no connection string with a key exists to leak.
+# Service Bus namespace with the scheduler's queues (launch, poll, notify), all configured
+# alike. Entra ID only: SAS (local auth) is disabled, so no connection string with a key exists
+# to leak.
 
 resource "azurerm_servicebus_namespace" "this" {
   # checkov:skip=CKV_AZURE_199: Double encryption needs Premium and customer-managed keys; messages carry run ids, not data.
@@ -20,7 +21,7 @@ resource "azurerm_servicebus_namespace" "this" {
 }
 
 resource "azurerm_servicebus_queue" "this" {
-  for_each = toset([var.launch_queue_name, var.poll_queue_name])
+  for_each = toset([var.launch_queue_name, var.poll_queue_name, var.notify_queue_name])
 
   name         = each.value
   namespace_id = azurerm_servicebus_namespace.this.id
@@ -40,7 +41,8 @@ locals {
 }
 
 # Azure Service Bus Data Sender: the tick sends launch messages, launch and poll send poll
-# and retry messages.
+# and retry messages, and a run's notifications go to the notify queue (namespace scope: every
+# queue).
 resource "azurerm_role_assignment" "service_bus_data_sender" {
   name               = uuidv5(local.role_assignment_namespace, join("-", [azurerm_servicebus_namespace.this.id, local.principal_id, "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39"]))
   scope              = azurerm_servicebus_namespace.this.id
@@ -49,7 +51,7 @@ resource "azurerm_role_assignment" "service_bus_data_sender" {
   principal_type     = "ServicePrincipal"
 }
 
-# Azure Service Bus Data Receiver: the launch and poll queue triggers.
+# Azure Service Bus Data Receiver: the launch, poll and notify queue triggers.
 resource "azurerm_role_assignment" "service_bus_data_receiver" {
   name               = uuidv5(local.role_assignment_namespace, join("-", [azurerm_servicebus_namespace.this.id, local.principal_id, "4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0"]))
   scope              = azurerm_servicebus_namespace.this.id

@@ -319,8 +319,14 @@ variable "poll_queue_name" {
   default     = "poll"
 }
 
+variable "notify_queue_name" {
+  description = "Queue of notification deliveries (NotifyQueueName)."
+  type        = string
+  default     = "notify"
+}
+
 variable "duplicate_detection_window" {
-  description = "Duplicate detection window of both queues (ISO 8601 duration, 20 seconds to 7 days)."
+  description = "Duplicate detection window of the queues (ISO 8601 duration, 20 seconds to 7 days)."
   type        = string
   default     = "PT10M"
 
@@ -342,7 +348,7 @@ variable "max_delivery_count" {
 }
 
 variable "lock_duration" {
-  description = "Peek-lock duration of both queues (ISO 8601 duration, at most PT5M); the Functions host renews it while a handler runs."
+  description = "Peek-lock duration of the queues (ISO 8601 duration, at most PT5M); the Functions host renews it while a handler runs."
   type        = string
   default     = "PT1M"
 
@@ -384,6 +390,48 @@ variable "databricks_token_secret_name" {
 }
 
 # -------------------------------------------------------------------------------------------
+# Notifications
+# -------------------------------------------------------------------------------------------
+
+variable "notification_secret_names" {
+  description = "Names of the notification signing secrets, each 1-40 lowercase letters, digits or hyphens, starting with a letter or digit. Each name n becomes the app setting NOTIFICATION_SECRET_<N> (upper case, hyphens as underscores), a Key Vault reference to the secret notification-secret-<n> in the scheduler's key vault, which the platform team sets (docs/deployment.md). A job's destination names it as \"secret_ref\": \"<n>\"."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for name in var.notification_secret_names : can(regex("^[a-z0-9][a-z0-9-]{0,39}$", name))])
+    error_message = "notification_secret_names must hold names of 1-40 lowercase letters, digits or hyphens, starting with a letter or digit (the secret_ref of a job's destination)."
+  }
+
+  validation {
+    condition     = length(distinct(var.notification_secret_names)) == length(var.notification_secret_names)
+    error_message = "notification_secret_names must not name a secret twice."
+  }
+}
+
+variable "notification_timeout_seconds" {
+  description = "How long a notification destination may take to answer, in seconds (NOTIFICATION_TIMEOUT_SECONDS)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.notification_timeout_seconds >= 1 && var.notification_timeout_seconds <= 60
+    error_message = "notification_timeout_seconds must be between 1 and 60."
+  }
+}
+
+variable "console_url" {
+  description = "Public address of the web console for the links in notifications (CONSOLE_URL); empty uses https://<the app's host name>/console."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.console_url == "" || can(regex("^https://[^/]+", var.console_url))
+    error_message = "console_url must be empty or an https:// address."
+  }
+}
+
+# -------------------------------------------------------------------------------------------
 # Monitoring
 # -------------------------------------------------------------------------------------------
 
@@ -417,5 +465,16 @@ variable "fire_lag_threshold_ms" {
   validation {
     condition     = var.fire_lag_threshold_ms >= 1000
     error_message = "fire_lag_threshold_ms must be at least 1000."
+  }
+}
+
+variable "queue_wait_alert_minutes" {
+  description = "Alert when the 95th percentile of a pool's queue wait (scheduler.queue_wait_ms) over 30 minutes exceeds this many minutes."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.queue_wait_alert_minutes >= 1 && var.queue_wait_alert_minutes <= 1440
+    error_message = "queue_wait_alert_minutes must be between 1 and 1440."
   }
 }

@@ -1,5 +1,7 @@
 # Portal workbook: runs by state over time, fire lag percentiles, top failing jobs, dead
-# letters. workbook.json is the same file as infra/bicep/modules/workbook.json (a test checks).
+# letters, notifications by outcome and kind, deadline misses and queue wait p95 by pool, event
+# triggers by outcome. workbook.json is the same file as infra/bicep/modules/workbook.json (a
+# test checks).
 
 resource "azurerm_application_insights_workbook" "this" {
   # Workbook names are GUIDs: derive one from the resource group and environment, as Bicep does.

@@ -178,9 +178,11 @@ def test_the_queues_have_the_same_settings(
     tf_queue = terraform_resources(terraform, "azurerm_servicebus_queue")["this"]
     assert tf_queue["requires_duplicate_detection"] is True
     assert tf_queue["dead_lettering_on_message_expiration"] is True
-    assert tf_queue["for_each"] == "${toset([var.launch_queue_name, var.poll_queue_name])}"
+    assert tf_queue["for_each"] == (
+        "${toset([var.launch_queue_name, var.poll_queue_name, var.notify_queue_name])}"
+    )
     main = bicep("main.bicep")["modules"]["serviceBus"]["config"]["params"]
-    assert main["queueNames"] == ["launchQueueName", "pollQueueName"]
+    assert main["queueNames"] == ["launchQueueName", "pollQueueName", "notifyQueueName"]
     # Window, delivery count and lock duration are inputs of both tools.
     assert queue["duplicateDetectionHistoryTimeWindow"] == "duplicateDetectionWindow"
     assert tf_queue["duplicate_detection_history_time_window"] == "${var.duplicate_detection_window}"

@@ -26,6 +26,9 @@ param serviceBusNamespaceId string
 @description('Alert when a launch starts more than this many milliseconds after its scheduled time.')
 param fireLagThresholdMs int
 
+@description('Alert when the 95th percentile of a pool\'s queue wait over 30 minutes exceeds this many minutes.')
+param queueWaitAlertMinutes int
+
 // One entry per log alert. Terraform keeps the same list (infra/terraform/alerts.tf); a test
 // compares the two. A rule with an empty measure counts result rows.
 var logAlertRules = [
@@ -100,6 +103,30 @@ var logAlertRules = [
     operator: 'GreaterThan'
     threshold: 0
     windowSize: 'PT15M'
+  }
+  {
+    key: 'notifications-failed'
+    displayName: 'Scheduler: notifications failed'
+    description: 'A notification (webhook, Teams, Slack) could not be delivered and was given up (custom metric scheduler.notifications with outcome failed).'
+    severity: 2
+    query: 'customMetrics | where name == "scheduler.notifications" | extend outcome = tostring(customDimensions["outcome"]) | where outcome == "failed" | project timestamp, failed_notifications = valueSum'
+    timeAggregation: 'Total'
+    metricMeasureColumn: 'failed_notifications'
+    operator: 'GreaterThan'
+    threshold: 0
+    windowSize: 'PT15M'
+  }
+  {
+    key: 'queue-wait'
+    displayName: 'Scheduler: runs wait long for a pool slot'
+    description: 'The 95th percentile of a pool\'s queue wait over 30 minutes exceeds the threshold in minutes (custom metric scheduler.queue_wait_ms; percentile of each export interval\'s largest wait, an upper bound).'
+    severity: 2
+    query: 'customMetrics | where name == "scheduler.queue_wait_ms" | extend pool = tostring(customDimensions["pool"]) | summarize queue_wait_p95_minutes = percentile(valueMax, 95) / 60000.0, timestamp = max(timestamp) by pool'
+    timeAggregation: 'Maximum'
+    metricMeasureColumn: 'queue_wait_p95_minutes'
+    operator: 'GreaterThan'
+    threshold: queueWaitAlertMinutes
+    windowSize: 'PT30M'
   }
   {
     key: 'no-tick'

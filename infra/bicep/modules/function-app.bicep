@@ -36,6 +36,9 @@ param maximumInstanceCount int
 @description('App settings (name to value).')
 param appSettings object
 
+@description('More app settings as name/value pairs, for names built from a list (the notification secrets\' Key Vault references): an object\'s keys cannot come from a list without lambdas, which checkov\'s parser does not read.')
+param extraAppSettings array = []
+
 @description('Put App Service Authentication (Entra ID) in front of the HTTP API.')
 param enableEntraAuth bool
 
@@ -47,6 +50,11 @@ param entraTenantId string
 
 @description('Audiences accepted besides the client id and api://<client id>.')
 param entraAllowedAudiences array
+
+var namedAppSettings = [for setting in items(appSettings): {
+  name: setting.key
+  value: setting.value
+}]
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   // checkov:skip=CKV_AZURE_225: Zone redundancy of a Flex Consumption plan depends on the region; enable it per region (docs/deployment.md) rather than fail deployments where it is not offered.
@@ -110,12 +118,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       ftpsState: 'Disabled'
       http20Enabled: true
       remoteDebuggingEnabled: false
-      appSettings: [
-        for setting in items(appSettings): {
-          name: setting.key
-          value: setting.value
-        }
-      ]
+      appSettings: concat(namedAppSettings, extraAppSettings)
     }
   }
 }

@@ -1,6 +1,7 @@
-// Key Vault for the Databricks token, deployed only when DATABRICKS_AUTH is 'token'. RBAC
-// mode, soft delete and purge protection; the template creates no secret: the platform team
-// stores the token (docs/deployment.md), and the app reads it through a Key Vault reference.
+// Key Vault for the Databricks token and the notification signing secrets, deployed only when
+// one is used (DATABRICKS_AUTH is 'token', or notificationSecretNames is not empty). RBAC mode,
+// soft delete and purge protection; the template creates no secret: the platform team stores
+// them (docs/deployment.md), and the app reads them through Key Vault references.
 
 @description('Name of the key vault (3-24 characters).')
 param name string
@@ -11,7 +12,7 @@ param location string
 @description('Tags for the resources.')
 param tags object = {}
 
-@description('Principal id of the Function App identity that reads the secret.')
+@description('Principal id of the Function App identity that reads the secrets.')
 param principalId string
 
 @description('Log Analytics workspace that receives the vault audit logs.')
@@ -55,7 +56,8 @@ resource auditLogs 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = 
   }
 }
 
-// Key Vault Secrets User: resolve the DATABRICKS_TOKEN Key Vault reference.
+// Key Vault Secrets User: resolve the Key Vault references (DATABRICKS_TOKEN and the
+// NOTIFICATION_SECRET_* settings).
 resource secretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(keyVault.id, principalId, '4633458b-17de-408a-b874-0445c86b69e6')
   scope: keyVault

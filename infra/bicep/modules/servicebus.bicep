@@ -1,5 +1,6 @@
-// Service Bus namespace with the scheduler's two queues. Entra ID only: SAS (local auth) is
-// disabled, so no connection string with a key exists to leak.
+// Service Bus namespace with the scheduler's queues (launch, poll, notify), all configured
+// alike. Entra ID only: SAS (local auth) is disabled, so no connection string with a key exists
+// to leak.
 
 @description('Name of the Service Bus namespace.')
 param name string
@@ -27,7 +28,7 @@ param skuName string
 ])
 param premiumCapacity int
 
-@description('Queue names: launch messages and poll messages.')
+@description('Queue names: launch messages, poll messages and notification deliveries.')
 param queueNames array
 
 @description('Duplicate detection window (ISO 8601 duration).')
@@ -75,7 +76,8 @@ resource queues 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' = [
 ]
 
 // Azure Service Bus Data Sender: the tick sends launch messages, launch and poll send poll
-// and retry messages.
+// and retry messages, and a run's notifications go to the notify queue (namespace scope: every
+// queue).
 resource dataSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(namespace.id, principalId, '69a216fc-b8fb-44d8-bc22-1f3c2cd27a39')
   scope: namespace
@@ -86,7 +88,7 @@ resource dataSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-// Azure Service Bus Data Receiver: the launch and poll queue triggers.
+// Azure Service Bus Data Receiver: the launch, poll and notify queue triggers.
 resource dataReceiver 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(namespace.id, principalId, '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0')
   scope: namespace

@@ -1,5 +1,6 @@
 // Portal workbook: runs by state over time, fire lag percentiles, top failing jobs, dead
-// letters. workbook.json is shared word for word with infra/terraform (a test checks).
+// letters, notifications by outcome and kind, deadline misses and queue wait p95 by pool, event
+// triggers by outcome. workbook.json is shared word for word with infra/terraform (a test checks).
 
 @description('Display name of the workbook.')
 param displayName string
