@@ -43,5 +43,11 @@ class HttpPoster:
 
 
 def secret_from_settings(ref: str) -> str | None:
-    """A signing secret: app setting `NOTIFICATION_SECRET_<REF>` (a Key Vault reference in Azure)."""
-    return os.environ.get("NOTIFICATION_SECRET_" + ref.upper().replace("-", "_")) or None
+    """A signing secret: app setting `NOTIFICATION_SECRET_<REF>` (a Key Vault reference in Azure).
+
+    App Service hands the app a reference it could not resolve (the secret is not set yet, or the
+    identity may not read it) as its literal text: that is no secret, and nothing is signed with it."""
+    value = os.environ.get("NOTIFICATION_SECRET_" + ref.upper().replace("-", "_")) or None
+    if value is not None and value.strip().startswith("@Microsoft.KeyVault("):
+        return None
+    return value

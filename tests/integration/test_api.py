@@ -382,7 +382,7 @@ def test_health_docs_and_openapi(client: TestClient) -> None:
         "storage": "ok",
         "version": "0.1.0",
     }
-    assert set(health["dead_letters"]) == {"launch", "poll"}
+    assert set(health["dead_letters"]) == {"launch", "poll", "notify"}
     spec = client.get("/api/openapi.json").json()
     assert {
         "/api/jobs/schedule",

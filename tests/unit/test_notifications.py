@@ -221,3 +221,17 @@ def test_teams_gets_an_adaptive_card_and_slack_blocks() -> None:
     slack = json.loads(render("slack", body, None)[0])
     assert slack["text"] == "churn: run failed"
     assert {"type": "mrkdwn", "text": "*Error*\nOOM on driver"} in slack["blocks"][1]["fields"]
+
+
+def test_an_unresolved_key_vault_reference_is_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared.adapters.webhooks import secret_from_settings
+
+    monkeypatch.setenv("NOTIFICATION_SECRET_ML_HOOK", "s3cret")
+    assert secret_from_settings("ml-hook") == "s3cret"
+    # App Service passes a reference it could not resolve as its text: never sign with that
+    monkeypatch.setenv(
+        "NOTIFICATION_SECRET_ML_HOOK",
+        "@Microsoft.KeyVault(VaultName=v;SecretName=notification-secret-ml-hook)",
+    )
+    assert secret_from_settings("ml-hook") is None
+    assert secret_from_settings("unset") is None
