@@ -39,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         "leaked",
         "event causes (runs)",
         "causes lost/doubled",
+        "notices (tries refused)",
+        "notices wrong",
         "s",
     ]
     print("| " + " | ".join(columns) + " |")
@@ -65,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             r.leaked,
             f"{r.event_causes} ({r.event_runs})",
             r.causes_lost_or_doubled,
+            f"{r.notices} ({r.notice_tries_failed})",
+            r.notices_wrong,
             f"{time.monotonic() - started:.1f}",
         ]
         print("| " + " | ".join(str(c) for c in cells) + " |")

@@ -42,18 +42,27 @@ from shared.adapters.queue import OutgoingMessage
 from shared.adapters.table import Row, Write
 from shared.domain.errors import ExternalError
 from shared.domain.job import Job, JobDefinition
+from shared.domain.notifications import NoticeState
 from shared.domain.pool import PoolSpec
 from shared.domain.run import FailureKind, Run, RunState
 from shared.services.ports import PoolSnapshot
 from tests.fakes.clock import FixedClock
 from tests.fakes.databricks import FakeDatabricks, FakeOutcome, FakeRun, _error, _Failure
 from tests.fakes.memory_table import InMemoryTable
+from tests.fakes.poster import FakePoster
 from tests.world import ALICE, World
 
 START = datetime(2026, 6, 1, 12, 0, 30, tzinfo=UTC)
 POOL, POOL_SLOTS = "soak", 3
 CUTOFF = START + timedelta(hours=2)  # schedules end here
 SETTLE = CUTOFF + timedelta(hours=3)  # the world runs on until here
+
+HOOK = "https://hooks.example.com/soak"
+NOTIFY = {
+    "on_start": [{"kind": "webhook", "url": HOOK}],
+    "on_success": [{"kind": "slack", "url": HOOK}],
+    "on_failure": [{"kind": "teams", "url": HOOK}],
+}
 
 _NAME = re.compile(r"^(?P<job>.+) \[(?P<key>[^ ]+) a(?P<attempt>\d+)\]$")
 
@@ -225,6 +234,9 @@ class Report:
     event_causes: int = 0  # distinct files and webhook keys delivered (each 1-3 times, some late)
     event_runs: int = 0
     causes_lost_or_doubled: int = 0  # files or keys in no run, or in more than one
+    notices: int = 0  # notifications owed (start, success, failure of every run that got there)
+    notices_wrong: int = 0  # owed and not recorded, recorded twice, left pending, or never posted
+    notice_tries_failed: int = 0  # tries the destination refused (injected), each retried
     faults: Counter[str] = field(default_factory=Counter)
     repairs: int = 0  # messages the watchdog re-sent (a lost launch, a dead-lettered message)
     deferrals: int = 0  # messages put off after a passing error
@@ -241,6 +253,7 @@ class Report:
             or self.over_capacity
             or self.leaked
             or self.causes_lost_or_doubled
+            or self.notices_wrong
         )
 
 
@@ -275,7 +288,9 @@ class Soak:
         clock = FixedClock(START)
         kinds = {k.name: k for k in KINDS + OVERLAP_KINDS}
         self.databricks = ScriptedDatabricks(clock, kinds, self.rng, 0.0)
-        self.world = World(factory, databricks=self.databricks, clock=clock)
+        self.refusals = 0.0  # the destination refuses this share of posts (armed with the faults)
+        self.poster = FakePoster(answer=self._destination)
+        self.world = World(factory, databricks=self.databricks, clock=clock, poster=self.poster)
         self.jobs: list[tuple[Kind, Job]] = []
         self.ack_lost = 0
         self.send_failures = 0
@@ -299,6 +314,7 @@ class Soak:
                 "misfire": "catch_up",
                 "catch_up_window": "PT2H",
                 "pool": POOL if n % 3 == 0 else "default",
+                "notifications": NOTIFY,
                 **kind.job,
             }
             job = self.world.s.job_service.create("team-a", ALICE, JobDefinition.model_validate(body))
@@ -324,6 +340,7 @@ class Soak:
                 "triggers": [{"kind": "file_arrival", "container": f"drop{n}", **extra}],
                 "overlap": "skip",  # a file run waits for the active one; it is never skipped
                 "pool": POOL if n == 2 else "default",
+                "notifications": NOTIFY,
             }
             job = self.world.s.job_service.create("team-a", ALICE, JobDefinition.model_validate(body))
             self.event_jobs.append(job)
@@ -333,6 +350,7 @@ class Soak:
             "task": {"kind": "databricks_job", "job_id": 2100},
             "triggers": [{"kind": "webhook"}],
             "overlap": "allow",
+            "notifications": NOTIFY,
         }
         self.webhook_job = self.world.s.job_service.create(
             "team-a", ALICE, JobDefinition.model_validate(hook)
@@ -396,8 +414,14 @@ class Soak:
         if wrong_keys:
             report.problems.append(f"webhook keys in no run or in two: {sorted(wrong_keys)}")
 
+    def _destination(self, url: str) -> tuple[int | None, str | None]:
+        if self.refusals and self.rng.random() < self.refusals:
+            return 503, None
+        return 200, None
+
     def arm_faults(self) -> None:
         w, rng, rate = self.world, self.rng, self.rate
+        self.refusals = rate * 10  # a flaky destination: 1 post in 5 refused at the default rate
         for table in self.tables:
             table.rate = rate
         self.databricks.fail_rate = rate * 2
@@ -458,12 +482,36 @@ class Soak:
 
         self.world.handle = checked  # type: ignore[method-assign]
 
+    def _check_notices(self, report: Report, run: Run) -> None:
+        """Each notice the run owes is recorded once, settled, and was posted when delivered."""
+        owed = set()
+        if "RUNNING" in run.transitions and run.parent is None:
+            owed.add("start1.0")
+        if run.state is RunState.SUCCEEDED:
+            owed.add(f"success{run.attempt}.0")
+        elif run.state in (RunState.FAILED, RunState.TIMED_OUT):
+            owed.add(f"failure{run.attempt}.0")
+        ids = [n.id for n in run.notices]
+        report.notices += len(owed)
+        posted = {p.headers.get("X-Scheduler-Delivery") for p in self.poster.posts}
+        wrong = [i for i in owed if i not in ids] + [i for i in set(ids) if ids.count(i) > 1]
+        wrong += [n.id for n in run.notices if n.state is NoticeState.PENDING]
+        wrong += [
+            n.id for n in run.notices if n.state is NoticeState.DELIVERED and f"{run.id}.{n.id}" not in posted
+        ]
+        wrong += [n.id for n in run.notices if n.state is NoticeState.FAILED and len(n.tries) < 5]
+        report.notice_tries_failed += sum(1 for n in run.notices for t in n.tries if t.error)
+        if wrong:
+            report.notices_wrong += len(wrong)
+            report.problems.append(f"{run.id}: notices {sorted(wrong)} (recorded {ids})")
+
     def disarm_faults(self) -> None:
         for table in self.tables:
             table.rate = 0.0
         self.databricks.fail_rate = 0.0
         self.world.broker.fail_send_probability(0.0, self.rng)
         self.rate = 0.0
+        self.refusals = 0.0
 
     def run(self) -> Report:
         self.create_jobs()
@@ -533,6 +581,7 @@ class Soak:
             report.problems.append(f"{job.definition.name}: occurrences {len(got)} != {len(expected)}")
 
     def _check_run(self, report: Report, kind: Kind, job: Job, run: Run) -> None:
+        self._check_notices(report, run)
         if not run.state.is_terminal:
             report.stuck += 1
             report.problems.append(f"{job.definition.name} {run.run_key}: stuck {run.state} ({run.reason})")

@@ -422,10 +422,13 @@ def render(kind: str, body: dict[str, Any], secret: str | None) -> tuple[bytes, 
     with `secret`, if any)."""
     shaped = teams_card(body) if kind == "teams" else slack_blocks(body) if kind == "slack" else body
     data = json.dumps(shaped, separators=(",", ":")).encode()
-    headers = {"Content-Type": "application/json", "User-Agent": "ml-scheduler"}
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "ml-scheduler",
+        "X-Scheduler-Event": body["event"],
+        "X-Scheduler-Delivery": body["id"],  # the same on every try: receivers dedupe on it
+    }
     if kind == "webhook":
-        headers["X-Scheduler-Event"] = body["event"]
-        headers["X-Scheduler-Delivery"] = body["id"]  # the same on every try: receivers dedupe on it
         if secret:
             headers[SIGNATURE_HEADER] = (
                 "sha256=" + hmac.new(secret.encode(), data, hashlib.sha256).hexdigest()
