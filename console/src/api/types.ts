@@ -30,6 +30,14 @@ export type FileArrivalTrigger = S["FileArrivalTrigger"];
 export type Cause = S["Cause"];
 export type CausedFile = S["CausedFile"];
 export type RunTrigger = S["Trigger"];
+export type Notifications = S["Notifications"];
+export type Destination = NonNullable<Notifications["on_failure"]>[number];
+export type DestinationKind = Destination["kind"];
+export type Notice = S["NoticeOut"];
+export type NoticeEvent = S["NoticeEvent"];
+export type NoticeState = S["NoticeState"];
+export type DeliveryTry = S["DeliveryTry"];
+export type NotificationTest = S["NotificationTestOut"];
 
 export const JOB_TYPES: { value: JobType; label: string }[] = [
   { value: "model_training", label: "Model training" },

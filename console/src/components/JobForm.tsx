@@ -10,6 +10,7 @@ import { checkForm, type FieldErrors, fieldErrors, type FormState, scheduleOf } 
 import { allZones } from "../lib/time";
 import { Field } from "./Field";
 import { taskInWords } from "./JobDetails";
+import { NotificationsEditor } from "./NotificationsEditor";
 import { FireTimes } from "./Preview";
 import { TriggersEditor } from "./TriggersEditor";
 
@@ -433,6 +434,15 @@ export function JobForm({ initial, submitLabel, onSubmit }: Props) {
           />
         </div>
       </fieldset>
+      <NotificationsEditor
+        draft={form.notifications}
+        errors={errors}
+        onChange={(notifications, moved) => {
+          set("notifications", notifications);
+          // a removed or moved destination's errors would land on another
+          if (moved) setErrors((e) => Object.fromEntries(Object.entries(e).filter(([k]) => !k.startsWith("notifications"))));
+        }}
+      />
       <div className="actions">
         <button type="submit" className="primary" disabled={busy}>
           {submitLabel}

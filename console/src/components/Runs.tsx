@@ -4,6 +4,7 @@ import { Link } from "react-router-dom";
 
 import { api, call } from "../api/client";
 import { type Attempt, type AuditEntry, isTerminal, type Run } from "../api/types";
+import { hideUrls } from "../lib/notifications";
 import { duration, formatEstimate, formatInstant } from "../lib/time";
 import { hasCauseDetails, replayInWords } from "../lib/triggers";
 import { ChangePriority } from "./ChangePriority";
@@ -229,12 +230,16 @@ export function RunsTable({
 
 const show = (value: unknown) => (value === undefined || value === null ? "—" : typeof value === "string" ? value : JSON.stringify(value));
 
+/** A notification's URL is shown as its host only (it may hold a token). */
+const hidden = (field: string, value: unknown) => (field.startsWith("definition.notifications") ? hideUrls(value) : value);
+
 function Diff({ entry }: { entry: AuditEntry }) {
   return (
     <ul className="diff">
       {entry.changes.map((change) => (
         <li key={change.field}>
-          <code>{change.field.replace(/^definition\./, "")}</code>: <del>{show(change.before)}</del> → <ins>{show(change.after)}</ins>
+          <code>{change.field.replace(/^definition\./, "")}</code>: <del>{show(hidden(change.field, change.before))}</del> →{" "}
+          <ins>{show(hidden(change.field, change.after))}</ins>
         </li>
       ))}
     </ul>

@@ -1,6 +1,14 @@
 // The schedule form's state, and how it becomes the API's job definition (and back, for edits).
 import type { Job, JobDefinition, JobType, ScheduleSpec } from "../api/types";
 import { type Duration, fromIso, toIso } from "./duration";
+import {
+  checkNotifications,
+  emptyNotifications,
+  notificationError,
+  notificationsDraftOf,
+  notificationsOf,
+  type NotificationsDraft,
+} from "./notifications";
 import { isoToZoned, zonedToIso } from "./time";
 import { checkTriggers, draftOf, type TriggerDraft, triggerError, triggerOf } from "./triggers";
 
@@ -22,6 +30,8 @@ export interface FormState {
   triggers: TriggerDraft[];
   /** While paused: record each schedule time and event that passes as a SKIPPED run (else drop it). */
   recordSkipped: boolean;
+  /** Who is told about its runs (webhooks, Teams, Slack), and when. */
+  notifications: NotificationsDraft;
   name: string;
   description: string;
   jobType: JobType;
@@ -97,6 +107,7 @@ export function emptyForm(zone: string): FormState {
     scheduled: true,
     triggers: [],
     recordSkipped: false,
+    notifications: emptyNotifications(),
   };
 }
 
@@ -130,6 +141,7 @@ export function formFromJob(job: Job): FormState {
   });
   form.triggers = (job.triggers ?? []).map(draftOf);
   form.recordSkipped = job.record_skipped_while_paused ?? false;
+  form.notifications = notificationsDraftOf(job.notifications);
   if (!schedule) form.scheduled = false;
   else if (schedule.cron) Object.assign(form, { scheduleKind: "cron", cron: schedule.cron });
   else if (schedule.at) Object.assign(form, { scheduleKind: "at", at: isoToZoned(schedule.at, zone) });
@@ -221,6 +233,7 @@ export function bodyOf(form: FormState, base?: Job): Record<string, unknown> {
     schedule: form.scheduled ? scheduleOf(form) : null,
     triggers: form.triggers.map(triggerOf),
     record_skipped_while_paused: form.recordSkipped,
+    notifications: notificationsOf(form.notifications),
     retry,
     timeout: toIso(form.timeout) || null,
     overlap: form.overlap,
@@ -241,7 +254,7 @@ export type FieldErrors = Record<string, string>;
 
 /** What the browser can tell before asking the server. */
 export function checkForm(form: FormState): FieldErrors {
-  const errors: FieldErrors = checkTriggers(form.triggers);
+  const errors: FieldErrors = { ...checkTriggers(form.triggers), ...checkNotifications(form.notifications) };
   if (form.scheduled && form.start && form.end && form.end <= form.start) errors.end = "The end must be after the start.";
   return errors;
 }
@@ -288,9 +301,9 @@ const FIELD_OF: Record<string, string> = {
 export function fieldErrors(errors: Record<string, string>): FieldErrors {
   const out: FieldErrors = {};
   for (const [path, message] of Object.entries(errors)) {
-    const trigger = triggerError(path, message);
-    if (trigger) {
-      const [key, text] = trigger;
+    const own = triggerError(path, message) ?? notificationError(path, message); // keyed by list item
+    if (own) {
+      const [key, text] = own;
       out[key] = out[key] ? `${out[key]}; ${text}` : text;
       continue;
     }

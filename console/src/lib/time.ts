@@ -107,6 +107,16 @@ export function formatInstant(iso: string | null | undefined, zone?: string): st
     .concat(" ", zoneAbbreviation(ms, zone));
 }
 
+/** "Mar 14, 2027, 3:00:15 AM EDT": an instant to the second, in the browser's zone (tries seconds apart). */
+export function formatPrecise(iso: string | null | undefined): string {
+  if (!iso) return "—";
+  const ms = Date.parse(iso);
+  if (Number.isNaN(ms)) return iso;
+  return formatter("precise", () => new Intl.DateTimeFormat("en-US", { dateStyle: "medium", timeStyle: "medium" }))
+    .format(new Date(ms))
+    .concat(" ", zoneAbbreviation(ms));
+}
+
 function zoneAbbreviation(ms: number, zone?: string): string {
   const timeZone = zone && isZone(zone) ? zone : undefined;
   const part = formatter(`name:${timeZone ?? ""}`, () => new Intl.DateTimeFormat("en-US", { timeZone, timeZoneName: "short" }))

@@ -7,6 +7,7 @@ import { isTerminal, type Run } from "../api/types";
 import { ErrorAlert } from "../components/ErrorAlert";
 import { JobActions, useRefresh } from "../components/JobActions";
 import { Policies } from "../components/JobDetails";
+import { JobNotifications } from "../components/Notifications";
 import { FireTimes } from "../components/Preview";
 import { JobTriggers } from "../components/Triggers";
 import { AuditList, RunsTable } from "../components/Runs";
@@ -75,6 +76,7 @@ export function JobPage() {
         {data.schedule && data.status !== "CANCELLED" && data.status !== "COMPLETED" && <FireTimes spec={data.schedule} />}
       </div>
       <JobTriggers job={data} />
+      <JobNotifications job={data} />
       <section aria-labelledby="runs-heading">
         <h2 id="runs-heading">Runs</h2>
         {retry.isError && <ErrorAlert error={retry.error} />}

@@ -2,9 +2,10 @@ import { useQuery } from "@tanstack/react-query";
 import { Link, useParams } from "react-router-dom";
 
 import { api, call } from "../api/client";
-import { isTerminal } from "../api/types";
+import { isTerminal, type Notice } from "../api/types";
 import { ErrorAlert } from "../components/ErrorAlert";
 import { useJobName } from "../components/JobLink";
+import { RunNotices } from "../components/Notifications";
 import { PipelineRun } from "../components/Pipeline";
 import { RunCause, RunOrigin } from "../components/RunCause";
 import { DeadlineMissed } from "../components/Runs";
@@ -12,15 +13,31 @@ import { StateText } from "../components/StateText";
 import { duration, formatInstant } from "../lib/time";
 
 const LIVE_MS = 2000;
+const NOTICES_MS = 5000; // an ended run's notification due within a minute (a retry waits 15 s at least)
+const LATER_MS = 30_000; // one due later
 
-/** One run (`/jobs/{job id}/runs/{run id}`): its state, attempts, why it started, its steps. */
+/**
+ * How often to read an ended run again: while a notification is still to be delivered (not a
+ * duration warning: an ended run's is dropped when due, as not needed).
+ */
+function noticesInterval(notices: readonly Notice[], now = Date.now()): number | false {
+  const due = notices.filter((n) => n.state === "pending" && n.event !== "duration_warning").map((n) => Date.parse(n.due_at));
+  if (due.length === 0) return false;
+  return Math.min(...due) - now < 60_000 ? NOTICES_MS : LATER_MS;
+}
+
+/** One run (`/jobs/{job id}/runs/{run id}`): its state, attempts, why it started, its steps, its notifications. */
 export function RunPage() {
   const { jobId = "", runId = "" } = useParams();
   const name = useJobName(jobId);
   const run = useQuery({
     queryKey: ["run", runId],
     queryFn: () => call(api.GET("/api/runs/{run_id}", { params: { path: { run_id: runId } } })),
-    refetchInterval: (query) => (query.state.data && isTerminal(query.state.data.state) ? false : LIVE_MS),
+    refetchInterval: (query) => {
+      const data = query.state.data;
+      if (!data || !isTerminal(data.state)) return LIVE_MS;
+      return noticesInterval(data.notifications ?? []);
+    },
   });
   const title = `Run of ${name ?? "job"}`;
   return (
@@ -82,6 +99,12 @@ export function RunPage() {
             <section aria-labelledby="steps-heading">
               <h2 id="steps-heading">Steps</h2>
               <PipelineRun run={run.data} />
+            </section>
+          )}
+          {(run.data.notifications ?? []).length > 0 && (
+            <section aria-labelledby="notifications-heading">
+              <h2 id="notifications-heading">Notifications</h2>
+              <RunNotices notices={run.data.notifications ?? []} />
             </section>
           )}
         </>
