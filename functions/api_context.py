@@ -30,6 +30,15 @@ class Context:
     def tenant(self) -> str:
         return tenant_for(self.caller, self.headers)
 
+    def visible_tenants(self) -> list[str]:
+        """The tenants a read across tenants covers: the one the tenant header names, else every
+        tenant the caller is a member of (an admin: every tenant with jobs)."""
+        if self.headers.get(TENANT_HEADER) or (not self.caller.is_admin and len(self.caller.tenants) <= 1):
+            return [self.tenant()]
+        if self.caller.is_admin:
+            return sorted(set(self.services.job_repository.tenants()) | set(self.caller.tenants))
+        return sorted(self.caller.tenants)
+
     def job_tenant(self, job_id: str) -> str:
         """The tenant holding `job_id` that this caller may see; 404 otherwise (never 403: no probing)."""
         if not is_id(job_id):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -27,9 +28,11 @@ from shared.api import openapi, problems
 from shared.api.bodies import strict_json
 from shared.api.identity import may_manage_pools
 from shared.api.schemas import (
+    AnalyticsOut,
     AuditListOut,
     ChangedOut,
     FireTimeOut,
+    GroupOut,
     HealthOut,
     JobListOut,
     JobOut,
@@ -352,6 +355,33 @@ def test_notifications(job_id: JobId, ctx: Ctx) -> NotificationTestsOut:
             )
             for r in results
         ]
+    )
+
+
+@router.get("/api/analytics", tags=["analytics"], responses=openapi.errors(*ACTS_IN_TENANT))
+def analytics(
+    ctx: Ctx,
+    window: Annotated[
+        timedelta, Query(description="ISO-8601 whole days ending today (UTC), P1D to P90D.", examples=["P7D"])
+    ] = timedelta(days=7),
+    group_by: Literal["job_type", "job", "tenant"] = "job_type",
+) -> AnalyticsOut:
+    """How runs that ended in the window went, by job type, job or tenant, and day by day: success
+    and retry rates, duration, queue wait and fire lag percentiles (within 2%), deadline misses.
+    Read from daily aggregates kept as runs end (a run is counted within a minute of its end, or at
+    the watchdog's next count if its handler crashed), never from the run history. Covers the tenant
+    the `X-Scheduler-Tenant` header names, else every tenant the caller belongs to."""
+    tenants = ctx.visible_tenants()
+    first, last, groups, total = ctx.services.analytics_service.report(tenants, window, group_by)
+    by_job = group_by == "job"
+    return AnalyticsOut(
+        window=f"P{window.days}D",
+        first=first,
+        last=last,
+        group_by=group_by,
+        tenants=tenants,
+        total=GroupOut.of_group(total, False),
+        groups=[GroupOut.of_group(g, by_job) for g in groups],
     )
 
 

@@ -19,6 +19,7 @@ from datetime import timedelta
 from functools import cached_property, lru_cache
 
 from shared import telemetry
+from shared.adapters.analytics_table import AnalyticsTable
 from shared.adapters.databricks import Databricks
 from shared.adapters.jobs_table import JobsTable
 from shared.adapters.pools_table import PoolsTable
@@ -30,6 +31,7 @@ from shared.config import Settings, get_settings
 from shared.domain.clock import Clock, SystemClock
 from shared.domain.errors import ExternalError
 from shared.domain.policies import WatchPolicy
+from shared.services.analytics import AnalyticsService
 from shared.services.events import Events
 from shared.services.inbox import Inbox
 from shared.services.job_service import JobService
@@ -38,7 +40,7 @@ from shared.services.messages import Queues
 from shared.services.notify import Notifier
 from shared.services.poll import Poller
 from shared.services.pool_service import PoolService
-from shared.services.ports import DueIndex, JobRepository, PoolRepository, RunRepository
+from shared.services.ports import AnalyticsRepository, DueIndex, JobRepository, PoolRepository, RunRepository
 from shared.services.run_commands import RunCommands
 from shared.services.run_context import RunContext, RunSettings
 from shared.services.tick import Ticker
@@ -80,6 +82,7 @@ class Services:
         self.run_repository: RunRepository = RunsTable(tables.runs)
         self.due_index: DueIndex = TableDueIndex(tables.runs, settings.run_shards)
         self.pools: PoolRepository = PoolsTable(tables.runs)
+        self.analytics: AnalyticsRepository = AnalyticsTable(tables.runs, settings.run_shards)
         self.queues = Queues(
             launch=settings.launch_queue, poll=settings.poll_queue, notify=settings.notify_queue
         )
@@ -145,6 +148,7 @@ class Services:
                 poll_max=timedelta(seconds=self.settings.poll_max_seconds),
                 watch=self.watch_policy,
             ),
+            analytics=self.analytics,
         )
 
     @cached_property
@@ -179,6 +183,10 @@ class Services:
             clock=self.clock,
             queues=self.queues,
         )
+
+    @cached_property
+    def analytics_service(self) -> AnalyticsService:
+        return AnalyticsService(self.analytics, self.clock)
 
     @cached_property
     def events(self) -> Events:

@@ -27,9 +27,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.adapters.analytics_table import tally_write
 from shared.adapters.jobs_table import decode_token, page_of
 from shared.adapters.row_schema import RUN_VERSION, known, upgraded
 from shared.adapters.table import MAX_BATCH, Row, Table, Value, Write
+from shared.domain.analytics import Tally
 from shared.domain.errors import AlreadyExists, NotFound
 from shared.domain.job import Job
 from shared.domain.run import Run, epoch_ms, run_key_time
@@ -136,6 +138,11 @@ def _hint_writes(before: Run | None, after: Run) -> list[Write]:
     if old is not None and old != new:
         writes.append(Write("delete", hint_key(old)))
     return writes
+
+
+def _tally_writes(after: Run, tally: Tally | None) -> list[Write]:
+    """A run's end, waiting to be counted in analytics."""
+    return [tally_write(tally)] if tally is not None else []
 
 
 class TableDueIndex:
@@ -254,12 +261,13 @@ class RunsTable:
         except AlreadyExists:
             return self.get(run.shard, run.tenant, run.job_id, run.run_key)[0], False
 
-    def save(self, before: Run, etag: str, after: Run) -> str:
-        """Replace the run if unchanged since read (else ConcurrencyConflict), moving its hint with it.
+    def save(self, before: Run, etag: str, after: Run, tally: Tally | None = None) -> str:
+        """Replace the run if unchanged since read (else ConcurrencyConflict), moving its hint with it
+        (and, when it ended, recording what it adds to analytics: `tally`).
 
         Returns the run's new ETag."""
         run_write = Write("replace", _run_rk(after.tenant, after.job_id, after.run_key), _props(after), etag)
-        hints = _hint_writes(before, after)
+        hints = _hint_writes(before, after) + _tally_writes(after, tally)
         try:
             return self.table.write(after.shard, [run_write, *hints])[0]
         except NotFound:
@@ -347,11 +355,13 @@ class RunsTable:
             )
         self.table.write(after.shard, writes)
 
-    def save_family(self, before: Run, etag: str, after: Run, children: Sequence[Run]) -> str:
+    def save_family(
+        self, before: Run, etag: str, after: Run, children: Sequence[Run], tally: Tally | None = None
+    ) -> str:
         """Save a pipeline run (as `save`) and insert its new steps' runs with their hints, in one
         transaction (AlreadyExists if one exists: nothing is written). The parent's new ETag."""
         writes = [Write("replace", _run_rk(after.tenant, after.job_id, after.run_key), _props(after), etag)]
-        writes += _hint_writes(before, after)
+        writes += _hint_writes(before, after) + _tally_writes(after, tally)
         for child in children:
             writes.append(Write("insert", _run_rk(child.tenant, child.job_id, child.run_key), _props(child)))
             writes += _hint_writes(None, child)

@@ -87,7 +87,9 @@ def _field(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-_UNION_TAGS = frozenset({"databricks_job", "databricks_run", "pipeline", "after", "file_arrival", "webhook"})
+_UNION_TAGS = frozenset(
+    {"databricks_job", "databricks_run", "pipeline", "after", "file_arrival", "webhook", "teams", "slack"}
+)
 
 
 def _tagged(previous: str) -> bool:

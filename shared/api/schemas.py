@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints, model_validator
 
+from shared.domain.analytics import Aggregate, Group
 from shared.domain.job import (
     Actor,
     AuditEntry,
@@ -434,3 +435,82 @@ class TriggerIn(RootModel[Annotated[dict[PayloadKey, PayloadValue], Field(max_le
     def parameters(self) -> dict[str, str]:
         """As the run receives them: strings (`true`/`false` for booleans, JSON numbers as written)."""
         return {k: (str(v).lower() if isinstance(v, bool) else str(v)) for k, v in self.root.items()}
+
+
+def _s(ms: float | None) -> float | None:
+    return round(ms / 1000, 3) if ms is not None else None
+
+
+class Figures(BaseModel):
+    """What runs that ended in a period add up to. Rates are null when nothing counts toward them."""
+
+    runs: int = Field(description="Runs that ended (any final state).")
+    succeeded: int
+    failed: int = Field(description="FAILED, and pipeline runs SUCCEEDED_WITH_FAILURES.")
+    timed_out: int
+    cancelled: int
+    skipped: int
+    success_rate: float | None = Field(description="succeeded / (succeeded + failed + timed_out).")
+    retry_rate: float | None = Field(description="Runs that took more than one attempt / runs that started.")
+    duration_p50_s: float | None = Field(description="First start to end, runs that started.")
+    duration_p95_s: float | None
+    queue_wait_p50_s: float | None = Field(description="Time waiting for a pool slot, runs that started.")
+    queue_wait_p95_s: float | None
+    fire_lag_p95_s: float | None = Field(description="Due time to first launch call, runs that started.")
+    deadline_misses: int
+
+    @classmethod
+    def of(cls, agg: Aggregate) -> Figures:
+        started = agg.duration.count
+        return cls(
+            runs=agg.runs,
+            succeeded=agg.succeeded,
+            failed=agg.failed,
+            timed_out=agg.timed_out,
+            cancelled=agg.cancelled,
+            skipped=agg.skipped,
+            success_rate=round(agg.succeeded / agg.decided, 4) if agg.decided else None,
+            retry_rate=round(agg.retried / started, 4) if started else None,
+            duration_p50_s=_s(agg.duration.quantile(0.5)),
+            duration_p95_s=_s(agg.duration.quantile(0.95)),
+            queue_wait_p50_s=_s(agg.queue_wait.quantile(0.5)),
+            queue_wait_p95_s=_s(agg.queue_wait.quantile(0.95)),
+            fire_lag_p95_s=_s(agg.fire_lag.quantile(0.95)),
+            deadline_misses=agg.deadline_missed,
+        )
+
+
+class DayFigures(Figures):
+    day: date
+
+
+class GroupOut(Figures):
+    key: str = Field(description="The job type, job id or tenant.")
+    name: str = Field(description="The job's name (group_by=job), else the key.")
+    tenant: str | None = Field(None, description="group_by=job: the job's tenant.")
+    job_type: str | None = Field(None, description="group_by=job: the job's type.")
+    days: list[DayFigures] = Field(description="Each day of the window with runs, oldest first.")
+
+    @classmethod
+    def of_group(cls, group: Group, by_job: bool) -> GroupOut:
+        total = group.total
+        return cls(
+            key=group.key,
+            name=(total.job_name or group.key) if by_job else group.key,
+            tenant=group.tenant,
+            job_type=total.job_type if by_job else None,
+            days=[DayFigures(day=d, **Figures.of(a).model_dump()) for d, a in sorted(group.days.items())],
+            **Figures.of(total).model_dump(),
+        )
+
+
+class AnalyticsOut(BaseModel):
+    """Runs that ended in the window (UTC days `first`..`last`), by group and in total."""
+
+    window: str = Field(examples=["P7D"])
+    first: date
+    last: date
+    group_by: Literal["job_type", "job", "tenant"]
+    tenants: list[str]
+    total: GroupOut
+    groups: list[GroupOut] = Field(description="Most runs first.")

@@ -428,11 +428,8 @@ def render(kind: str, body: dict[str, Any], secret: str | None) -> tuple[bytes, 
         "X-Scheduler-Event": body["event"],
         "X-Scheduler-Delivery": body["id"],  # the same on every try: receivers dedupe on it
     }
-    if kind == "webhook":
-        if secret:
-            headers[SIGNATURE_HEADER] = (
-                "sha256=" + hmac.new(secret.encode(), data, hashlib.sha256).hexdigest()
-            )
+    if kind == "webhook" and secret:
+        headers[SIGNATURE_HEADER] = "sha256=" + hmac.new(secret.encode(), data, hashlib.sha256).hexdigest()
     return data, headers
 
 

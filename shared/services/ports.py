@@ -10,9 +10,10 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Generic, Protocol, TypeVar
 
+from shared.domain.analytics import Aggregate, Tally
 from shared.domain.job import AuditEntry, Job, JobSummary
 from shared.domain.pool import Lease, Pool, QueueEntry
 from shared.domain.run import Run
@@ -177,8 +178,9 @@ class RunRepository(Protocol):
         """Record `run` and its hint unless a run with its key exists: the stored run, and whether new."""
         ...
 
-    def save(self, before: Run, etag: str, after: Run) -> str:
-        """Replace the run if unchanged since read, moving its hint with it; the new ETag."""
+    def save(self, before: Run, etag: str, after: Run, tally: Tally | None = None) -> str:
+        """Replace the run if unchanged since read, moving its hint with it; the new ETag. `tally`:
+        the run ended: what it adds to analytics, recorded in the same transaction."""
         ...
 
     def claims(self, shard: str, tenant: str, job_id: str, since: datetime) -> set[str]:
@@ -214,7 +216,9 @@ class RunRepository(Protocol):
         trigger's newest: one transaction (AlreadyExists, ConcurrencyConflict: nothing written)."""
         ...
 
-    def save_family(self, before: Run, etag: str, after: Run, children: Sequence[Run]) -> str:
+    def save_family(
+        self, before: Run, etag: str, after: Run, children: Sequence[Run], tally: Tally | None = None
+    ) -> str:
         """Save a pipeline run and insert its new steps' runs, in one transaction (ConcurrencyConflict
         if the parent changed, AlreadyExists if a step's run exists; nothing written then)."""
         ...
@@ -302,4 +306,23 @@ class PoolRepository(Protocol):
     ) -> PoolSnapshot:
         """One transaction over `before`: ConcurrencyConflict if it changed, AlreadyExists if
         `add` is queued already; nothing written then."""
+        ...
+
+
+class AnalyticsRepository(Protocol):
+    """What runs' ends add up to, by tenant, day and job (shared/adapters/analytics_table.py)."""
+
+    def count(self, shard: str, tallies: Sequence[Tally]) -> bool:
+        """Add ends (one tenant and day, at most 99) to their day and drop their pending rows, at once
+        (False: one was counted already; ConcurrencyConflict: the day moved; nothing written)."""
+        ...
+
+    def pending(self, shard: str, limit: int = 500) -> list[Tally]:
+        """Ends in `shard` not counted yet."""
+        ...
+
+    def window(
+        self, tenants: Sequence[str], first: date, last: date
+    ) -> Iterator[tuple[str, date, str, Aggregate]]:
+        """(tenant, day, job id, aggregate) for the tenants' jobs with runs ended in [first, last]."""
         ...

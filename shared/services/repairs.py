@@ -41,6 +41,7 @@ class WatchReport:
     given_up: int = 0
     dead_letters: int = 0
     leases_freed: int = 0
+    ends_counted: int = 0  # run ends counted in analytics that a crash had left uncounted
     after_runs: int = 0  # runs of dependent jobs the watchdog started (their upstream end went unheard)
     errors: int = 0
 

@@ -15,14 +15,15 @@ from datetime import datetime, timedelta
 
 from shared.adapters.databricks import Databricks
 from shared.adapters.queue import MessageSender
+from shared.domain.analytics import Tally, tally_of
 from shared.domain.clock import Clock
-from shared.domain.errors import NotFound
+from shared.domain.errors import ConcurrencyConflict, NotFound
 from shared.domain.job import Job
 from shared.domain.notifications import Notice, new_notices, notifies
 from shared.domain.policies import WatchPolicy, watch_at
 from shared.domain.run import Intent, Run
 from shared.services.messages import Queues, message_for, notice_message
-from shared.services.ports import DueIndex, JobRepository, PoolRepository, RunRepository
+from shared.services.ports import AnalyticsRepository, DueIndex, JobRepository, PoolRepository, RunRepository
 from shared.telemetry import metrics
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,9 @@ class RunContext:
         clock: Clock,
         settings: RunSettings,
         rand: Callable[[], float] = random.random,
+        analytics: AnalyticsRepository | None = None,
     ) -> None:
+        self.analytics = analytics
         self.job_repository = job_repository
         self.run_repository = run_repository
         self.due_index = due_index
@@ -108,17 +111,29 @@ class RunContext:
 
         The notifications the move owes (its job's `notifications`; `job` as the caller read it, else
         read here when the move is one that notifies) are recorded in the same write, and sent after
-        it: the notify queue's outbox."""
+        it: the notify queue's outbox.
+
+        A run's end records what it adds to analytics in the same write, and counts it right after
+        (the watchdog counts what a crash left uncounted)."""
         after = after.marked_late(now)
+        ends = after.state.is_terminal and not before.state.is_terminal and after.parent is None
+        if job is None and (ends or notifies(before, after)):
+            job = self.job(after.tenant, after.job_id)
         notices = self._owed(before, after, now, job)
         if notices:
             after = after.model_copy(update={"notices": [*after.notices, *notices]})
         saved = self.watched(after, now)
+        tally = None
+        if ends:
+            name, kind = (job.definition.name, job.definition.job_type.value) if job else ("", "")
+            tally = tally_of(saved, name, kind, now)
         if children:
             family = [self.watched(child, now) for child in children]
-            etag = self.run_repository.save_family(before, etag, saved, family)
+            etag = self.run_repository.save_family(before, etag, saved, family, tally)
         else:
-            etag = self.run_repository.save(before, etag, saved)
+            etag = self.run_repository.save(before, etag, saved, tally)
+        if tally is not None:
+            self.count(saved.shard, [tally])
         if saved.deadline_missed_at is not None and before.deadline_missed_at is None:
             metrics.deadline_missed.add(1, {"pool": saved.pool or "default", "tenant": saved.tenant})
             log.warning("a run missed its deadline", extra={"job_id": saved.job_id, "run_key": saved.run_key})
@@ -128,8 +143,22 @@ class RunContext:
     def _owed(self, before: Run, after: Run, now: datetime, job: Job | None) -> list[Notice]:
         if not notifies(before, after):
             return []
-        job = job or self.job(after.tenant, after.job_id)
         return new_notices(before, after, job.definition.notifications if job else None, now)
+
+    def count(self, shard: str, tallies: Sequence[Tally]) -> None:
+        """Count ended runs in analytics (one tenant and day). Best effort: ends that other ends keep
+        racing stay pending, and the watchdog counts them; a run never fails for its analytics."""
+        if self.analytics is None:
+            return
+        for _ in range(3):
+            try:
+                self.analytics.count(shard, tallies)
+                return
+            except ConcurrencyConflict:
+                continue  # another end of the same day counted first: read the day again
+            except Exception as err:
+                log.warning("could not count %d run ends in analytics: %s", len(tallies), err)
+                return
 
     def send_notices(self, run: Run, notices: Sequence[Notice]) -> None:
         """Send the messages of `notices` (recorded on `run`). Best effort: a notice whose send fails

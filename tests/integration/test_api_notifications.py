@@ -105,6 +105,12 @@ def test_bad_notifications_are_refused_and_change_nothing(client: TestClient, se
         r = client.post("/api/jobs/schedule", json=body(notifications=notifications), headers=A)
         assert r.status_code == 422 and r.headers["content-type"] == PROBLEM, (notifications, r.text)
         assert says in r.text and "notifications" in r.text, (notifications, r.text)
+    r = client.post(
+        "/api/jobs/schedule",
+        json=body(notifications={"on_failure": [hook, {"kind": "slack", "url": "http://hooks.slack.com/x"}]}),
+        headers=A,
+    )
+    assert list(r.json()["errors"]) == ["notifications.on_failure.1.url"]  # as sent: no union tag
     assert all_rows(services) == before
 
 

@@ -78,14 +78,14 @@ def _save_fault(name: str, state: RunState, *, after: bool) -> Fault:
         original = table.save
         fired: list[bool] = []
 
-        def save(before: Run, etag: str, new: Run) -> str:
+        def save(before: Run, etag: str, new: Run, tally: Any = None) -> str:
             if not fired and new.state is state:
                 fired.append(True)
                 fault.fired.append(name)
                 if after:
-                    original(before, etag, new)
+                    original(before, etag, new, tally)
                 raise Injected(f"crash {'after' if after else 'before'} writing {state}")
-            return original(before, etag, new)
+            return original(before, etag, new, tally)
 
         table.save = save  # type: ignore[method-assign]
 

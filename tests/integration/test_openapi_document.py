@@ -41,6 +41,7 @@ ERRORS: dict[tuple[str, str], set[int]] = {
     ("post", "/api/jobs/{job_id}/resume"): BY_ID | {409},
     ("post", "/api/jobs/{job_id}/replay"): BY_ID | {409},
     ("post", "/api/jobs/{job_id}/notifications/test"): BY_ID | {409},
+    ("get", "/api/analytics"): IDENTITY | STORAGE,
     ("get", "/api/jobs/{job_id}/audit"): BY_ID,
     ("get", "/api/jobs/{job_id}/runs"): BY_ID,
     ("get", "/api/runs/{run_id}"): BY_ID,

@@ -69,8 +69,8 @@ def _parent_write_lands_but_its_answer_is_lost(w: World, monkeypatch: pytest.Mon
     real = repository.save_family
     lost: list[bool] = []
 
-    def save_family(before: Run, etag: str, after: Run, children: Any) -> str:
-        tag = real(before, etag, after, children)
+    def save_family(before: Run, etag: str, after: Run, children: Any, tally: Any = None) -> str:
+        tag = real(before, etag, after, children, tally)
         if not lost and before.state is RunState.RUNNING:  # a step ended: its successors are inserted
             lost.append(True)
             raise Injected("the parent's write landed, the answer was lost, nothing was sent")

@@ -51,11 +51,11 @@ def test_a_redelivered_launch_reattaches_and_never_starts_a_second_run(w: World,
     original = w.s.run_repository.save
     calls = {"n": 0}
 
-    def crash_once(before: Any, etag: str, after: Any) -> str:
+    def crash_once(before: Any, etag: str, after: Any, tally: Any = None) -> str:
         calls["n"] += 1
         if calls["n"] == 1:
             raise RuntimeError("crash after the Databricks call, before the run row is saved")
-        return original(before, etag, after)
+        return original(before, etag, after, tally)
 
     monkeypatch.setattr(w.s.run_repository, "save", crash_once)
     with pytest.raises(RuntimeError):
@@ -323,11 +323,11 @@ def test_a_timed_out_attempt_stays_timed_out_when_the_write_after_the_cancel_fai
     original = w.s.run_repository.save
     failed: list[bool] = []
 
-    def save(before: Any, etag: str, after: Any) -> str:
+    def save(before: Any, etag: str, after: Any, tally: Any = None) -> str:
         if after.state is RunState.RETRY_WAIT and not failed:
             failed.append(True)
             raise RuntimeError("storage unavailable after the cancel reached Databricks")
-        return original(before, etag, after)
+        return original(before, etag, after, tally)
 
     monkeypatch.setattr(w.s.run_repository, "save", save)
     w.fire()

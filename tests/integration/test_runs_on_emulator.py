@@ -77,11 +77,11 @@ def test_a_duplicate_launch_and_a_crash_after_the_call_still_start_one_databrick
     original = w.s.run_repository.save
     crashed: list[bool] = []
 
-    def crash_once(before: Any, etag: str, after: Any) -> str:
+    def crash_once(before: Any, etag: str, after: Any, tally: Any = None) -> str:
         if not crashed:
             crashed.append(True)
             raise RuntimeError("the process died after Databricks accepted the run")
-        return original(before, etag, after)
+        return original(before, etag, after, tally)
 
     monkeypatch.setattr(w.s.run_repository, "save", crash_once)
     message = Incoming(launch.message_id, launch.body, 1)
