@@ -28,9 +28,8 @@ def main() -> int:
 
     trace.set_tracer_provider(TracerProvider())  # an SDK provider with no exporter
     sdk = timeit.timeit(_one, number=N) / N * 1e6
-    print(
-        f"one span, {N} times: no tracer configured {noop:.1f} us; OpenTelemetry SDK, no exporter {sdk:.1f} us"
-    )
+    print(f"one span, {N} times: no tracer configured {noop:.1f} us;", end=" ")
+    print(f"OpenTelemetry SDK, no exporter {sdk:.1f} us")
     return 0
 
 
