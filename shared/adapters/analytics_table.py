@@ -4,9 +4,11 @@
                                           same transaction as the ending itself
     a~{tenant}~{yyyy-mm-dd}               what the tenant's runs in this shard that ended that day add
                                           up to, by job (JSON in properties d0, d1, ...)
+    b~{tenant}~{yyyy-mm-dd}               the same by job type: what a report by job type or tenant
+                                          reads (a handful of aggregates a row, not one per job)
 
-Counting a run is one transaction in its shard: the day's aggregate replaced (ETag) and the run's
-`e~` row deleted. So a run is counted exactly once: a second try finds its `e~` row gone. The end's
+Counting a run is one transaction in its shard: the day's two aggregates replaced (ETag) and the
+run's `e~` row deleted. So a run is counted exactly once: a second try finds its `e~` row gone. The end's
 handler counts it at once; the watchdog counts what a crash left (`pending`).
 
 A window is read with one range query per shard (`a~{tenant}~{from}` .. `a~{tenant}~{to}~`): its
@@ -41,8 +43,9 @@ def tally_write(tally: Tally) -> Write:
     return Write("insert", _tally_key(tally), data)
 
 
-def _day_key(tenant: str, day: date) -> str:
-    return f"a~{tenant}~{day.isoformat()}"
+def _day_key(tenant: str, day: date, kind: str = "a") -> str:
+    """`a`: by job; `b`: by job type."""
+    return f"{kind}~{tenant}~{day.isoformat()}"
 
 
 def _pending(row: Row) -> Tally:
@@ -63,6 +66,14 @@ def _props(aggregates: dict[str, Aggregate]) -> dict[str, Value]:
     return data
 
 
+def _by_job(tally: Tally) -> str:
+    return tally.job_id
+
+
+def _by_type(tally: Tally) -> str:
+    return tally.job_type
+
+
 class AnalyticsTable:
     def __init__(self, table: Table, shards: int) -> None:
         self.table = table
@@ -73,18 +84,18 @@ class AnalyticsTable:
         `e~` rows, in one transaction. False: one was counted already; ConcurrencyConflict: the day's
         aggregate moved meanwhile. Either way nothing was written."""
         first = tallies[0]
-        day_rk = _day_key(first.tenant, first.day)
+        writes = []
+        for kind, key in (("a", _by_job), ("b", _by_type)):
+            rk = _day_key(first.tenant, first.day, kind)
+            try:
+                row = self.table.get(shard, rk)
+                aggregates, etag = _aggregates(row), row.etag
+            except NotFound:
+                aggregates, etag = {}, ""
+            props = _props(folded(aggregates, tallies, key))
+            writes.append(Write("replace", rk, props, etag) if etag else Write("insert", rk, props))
         try:
-            row = self.table.get(shard, day_rk)
-            aggregates, etag = _aggregates(row), row.etag
-        except NotFound:
-            aggregates, etag = {}, ""
-        after = folded(aggregates, tallies)
-        write = (
-            Write("replace", day_rk, _props(after), etag) if etag else Write("insert", day_rk, _props(after))
-        )
-        try:
-            self.table.write(shard, [write, *[Write("delete", _tally_key(t)) for t in tallies]])
+            self.table.write(shard, [*writes, *[Write("delete", _tally_key(t)) for t in tallies]])
         except NotFound:
             return False  # an `e~` row is gone: counted by someone else
         except AlreadyExists as err:
@@ -101,17 +112,19 @@ class AnalyticsTable:
         return out
 
     def window(
-        self, tenants: Sequence[str], first: date, last: date
+        self, tenants: Sequence[str], first: date, last: date, by_job: bool = True
     ) -> Iterator[tuple[str, date, str, Aggregate]]:
-        """(tenant, day, job id, aggregate) for every job of `tenants` with runs ended in [first, last]:
-        one range query per shard and tenant, run side by side."""
+        """(tenant, day, key, aggregate) for `tenants`' runs ended in [first, last], by job (key: the
+        job id), or else by job type (key: the type): one range query per shard and tenant, run side
+        by side."""
+        kind = "a" if by_job else "b"
         from shared.adapters.runs_table import shard_name
 
         shards = [shard_name(i) for i in range(self.shards)]
 
         def read(args: tuple[str, str]) -> list[Row]:
             shard, tenant = args
-            lo, hi = _day_key(tenant, first), _day_key(tenant, last) + "~"
+            lo, hi = _day_key(tenant, first, kind), _day_key(tenant, last, kind) + "~"
             return list(self.table.query(shard, rk_ge=lo, rk_lt=hi))
 
         jobs = [(shard, tenant) for tenant in tenants for shard in shards]

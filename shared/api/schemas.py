@@ -459,10 +459,14 @@ class Figures(BaseModel):
     fire_lag_p95_s: float | None = Field(description="Due time to first launch call, runs that started.")
     deadline_misses: int
 
-    @classmethod
-    def of(cls, agg: Aggregate) -> Figures:
+    @staticmethod
+    def values(agg: Aggregate) -> dict[str, Any]:
+        """The figures of `agg`, as fields (computed, so built without validation)."""
         started = agg.duration.count
-        return cls(
+        d50, d95 = agg.duration.quantiles((0.5, 0.95))
+        w50, w95 = agg.queue_wait.quantiles((0.5, 0.95))
+        (f95,) = agg.fire_lag.quantiles((0.95,))
+        return dict(
             runs=agg.runs,
             succeeded=agg.succeeded,
             failed=agg.failed,
@@ -471,13 +475,17 @@ class Figures(BaseModel):
             skipped=agg.skipped,
             success_rate=round(agg.succeeded / agg.decided, 4) if agg.decided else None,
             retry_rate=round(agg.retried / started, 4) if started else None,
-            duration_p50_s=_s(agg.duration.quantile(0.5)),
-            duration_p95_s=_s(agg.duration.quantile(0.95)),
-            queue_wait_p50_s=_s(agg.queue_wait.quantile(0.5)),
-            queue_wait_p95_s=_s(agg.queue_wait.quantile(0.95)),
-            fire_lag_p95_s=_s(agg.fire_lag.quantile(0.95)),
+            duration_p50_s=_s(d50),
+            duration_p95_s=_s(d95),
+            queue_wait_p50_s=_s(w50),
+            queue_wait_p95_s=_s(w95),
+            fire_lag_p95_s=_s(f95),
             deadline_misses=agg.deadline_missed,
         )
+
+    @classmethod
+    def of(cls, agg: Aggregate) -> Figures:
+        return cls.model_construct(**cls.values(agg))
 
 
 class DayFigures(Figures):
@@ -494,13 +502,15 @@ class GroupOut(Figures):
     @classmethod
     def of_group(cls, group: Group, by_job: bool) -> GroupOut:
         total = group.total
-        return cls(
+        return cls.model_construct(
             key=group.key,
             name=(total.job_name or group.key) if by_job else group.key,
             tenant=group.tenant,
             job_type=total.job_type if by_job else None,
-            days=[DayFigures(day=d, **Figures.of(a).model_dump()) for d, a in sorted(group.days.items())],
-            **Figures.of(total).model_dump(),
+            days=[
+                DayFigures.model_construct(day=d, **Figures.values(a)) for d, a in sorted(group.days.items())
+            ],
+            **Figures.values(total),
         )
 
 

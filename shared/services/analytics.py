@@ -38,5 +38,6 @@ class AnalyticsService:
                 "group_by is job_type, job or tenant", errors={"group_by": "|".join(GROUPINGS)}
             )
         first, last = self.window(window)
-        groups, total = grouped(self.repository.window(tenants, first, last), group_by)
+        rows = self.repository.window(tenants, first, last, by_job=group_by == "job")
+        groups, total = grouped(rows, group_by)
         return first, last, groups, total

@@ -322,7 +322,8 @@ class AnalyticsRepository(Protocol):
         ...
 
     def window(
-        self, tenants: Sequence[str], first: date, last: date
+        self, tenants: Sequence[str], first: date, last: date, by_job: bool = True
     ) -> Iterator[tuple[str, date, str, Aggregate]]:
-        """(tenant, day, job id, aggregate) for the tenants' jobs with runs ended in [first, last]."""
+        """(tenant, day, key, aggregate) for the tenants' runs ended in [first, last], by job (key:
+        job id) or else by job type (key: the type)."""
         ...
