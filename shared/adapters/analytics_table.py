@@ -3,9 +3,9 @@
     e~{tenant}~{job id}~{run key}~{n}    a run's n-th end, not yet counted (its Tally): written in the
                                           same transaction as the ending itself
     a~{tenant}~{yyyy-mm-dd}               what the tenant's runs in this shard that ended that day add
-                                          up to, by job (JSON in properties d0, d1, ...)
-    b~{tenant}~{yyyy-mm-dd}               the same by job type: what a report by job type or tenant
-                                          reads (a handful of aggregates a row, not one per job)
+                                          up to, by job (JSON in properties d0, d1, ...; k = "j")
+    a~{tenant}~{yyyy-mm-dd}~t             the same by job type (k = "t"): what a report by job type or
+                                          tenant reads (a handful of aggregates a row, not one per job)
 
 Counting a run is one transaction in its shard: the day's two aggregates replaced (ETag) and the
 run's `e~` row deleted. So a run is counted exactly once: a second try finds its `e~` row gone. The end's
@@ -43,9 +43,9 @@ def tally_write(tally: Tally) -> Write:
     return Write("insert", _tally_key(tally), data)
 
 
-def _day_key(tenant: str, day: date, kind: str = "a") -> str:
-    """`a`: by job; `b`: by job type."""
-    return f"{kind}~{tenant}~{day.isoformat()}"
+def _day_key(tenant: str, day: date, kind: str = "j") -> str:
+    """`j`: by job; `t`: by job type (the row after it: one range reads both)."""
+    return f"a~{tenant}~{day.isoformat()}" + ("~t" if kind == "t" else "")
 
 
 def _pending(row: Row) -> Tally:
@@ -84,15 +84,14 @@ class AnalyticsTable:
         `e~` rows, in one transaction. False: one was counted already; ConcurrencyConflict: the day's
         aggregate moved meanwhile. Either way nothing was written."""
         first = tallies[0]
+        lo = _day_key(first.tenant, first.day)
+        stored = {row.rk: row for row in self.table.query(shard, rk_ge=lo, rk_lt=lo + "~~")}
         writes = []
-        for kind, key in (("a", _by_job), ("b", _by_type)):
+        for kind, key in (("j", _by_job), ("t", _by_type)):
             rk = _day_key(first.tenant, first.day, kind)
-            try:
-                row = self.table.get(shard, rk)
-                aggregates, etag = _aggregates(row), row.etag
-            except NotFound:
-                aggregates, etag = {}, ""
-            props = _props(folded(aggregates, tallies, key))
+            row = stored.get(rk)
+            aggregates, etag = (_aggregates(row), row.etag) if row is not None else ({}, "")
+            props = {**_props(folded(aggregates, tallies, key)), "k": kind}
             writes.append(Write("replace", rk, props, etag) if etag else Write("insert", rk, props))
         try:
             self.table.write(shard, [*writes, *[Write("delete", _tally_key(t)) for t in tallies]])
@@ -117,20 +116,20 @@ class AnalyticsTable:
         """(tenant, day, key, aggregate) for `tenants`' runs ended in [first, last], by job (key: the
         job id), or else by job type (key: the type): one range query per shard and tenant, run side
         by side."""
-        kind = "a" if by_job else "b"
+        kind = "j" if by_job else "t"
         from shared.adapters.runs_table import shard_name
 
         shards = [shard_name(i) for i in range(self.shards)]
 
         def read(args: tuple[str, str]) -> list[Row]:
             shard, tenant = args
-            lo, hi = _day_key(tenant, first, kind), _day_key(tenant, last, kind) + "~"
-            return list(self.table.query(shard, rk_ge=lo, rk_lt=hi))
+            lo, hi = _day_key(tenant, first), _day_key(tenant, last) + "~~"
+            return list(self.table.query(shard, rk_ge=lo, rk_lt=hi, equals={"k": kind}))
 
         jobs = [(shard, tenant) for tenant in tenants for shard in shards]
         with ThreadPoolExecutor(min(16, len(jobs)) or 1) as pool:
             for rows in pool.map(read, jobs):
                 for row in rows:
-                    _, tenant, day = row.rk.split("~", 2)
+                    _, tenant, day = row.rk.split("~")[:3]
                     for job_id, agg in _aggregates(row).items():
                         yield tenant, date.fromisoformat(day), job_id, agg
