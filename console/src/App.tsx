@@ -5,6 +5,7 @@ import { Link, NavLink, Route, Routes } from "react-router-dom";
 import { api, call, setTenant } from "./api/client";
 import { ErrorAlert } from "./components/ErrorAlert";
 import { StatusProvider } from "./components/Status";
+import { AnalyticsPage } from "./pages/AnalyticsPage";
 import { JobPage } from "./pages/JobPage";
 import { JobsPage } from "./pages/JobsPage";
 import { NewJobPage } from "./pages/NewJobPage";
@@ -73,6 +74,7 @@ export function App() {
           <NavLink to="/new">Schedule a job</NavLink>
           <NavLink to="/queue">Queue</NavLink>
           <NavLink to="/pools">Pools</NavLink>
+          <NavLink to="/analytics">Analytics</NavLink>
         </nav>
         <div className="who">
           {choose && (
@@ -102,6 +104,7 @@ export function App() {
               <Route path="/jobs/:jobId/runs/:runId" element={<RunPage />} />
               <Route path="/queue" element={<QueuePage />} />
               <Route path="/pools" element={<PoolsPage />} />
+              <Route path="/analytics" element={<AnalyticsPage />} />
               <Route path="*" element={<NotFound />} />
             </Routes>
           )}

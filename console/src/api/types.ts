@@ -38,6 +38,10 @@ export type NoticeEvent = S["NoticeEvent"];
 export type NoticeState = S["NoticeState"];
 export type DeliveryTry = S["DeliveryTry"];
 export type NotificationTest = S["NotificationTestOut"];
+export type Analytics = S["AnalyticsOut"];
+export type AnalyticsGroup = S["GroupOut"];
+export type DayFigures = S["DayFigures"];
+export type GroupBy = Analytics["group_by"];
 
 export const JOB_TYPES: { value: JobType; label: string }[] = [
   { value: "model_training", label: "Model training" },
