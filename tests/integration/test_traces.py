@@ -48,20 +48,23 @@ def test_an_occurrence_is_one_trace_from_the_tick_to_its_end(
 ) -> None:
     w = World(table_factory)
     w.s.ensure_tables()
-    job = w.job(schedule={"at": "2026-06-01T12:05:00Z"})
+    hook = {"kind": "webhook", "url": "https://hooks.example.com/x"}
+    job = w.job(schedule={"at": "2026-06-01T12:05:00Z"}, notifications={"on_success": [hook]})
     w.run_until(T0 + timedelta(minutes=10))
     run = w.run(job)
     assert run.state.value == "SUCCEEDED"
     mine = by_trace(spans.get_finished_spans(), trace_id_of(job.id, run.run_key))
     names = [s.name for s in mine]
     assert names[0] == "fire" and names.count("launch") == 1 and names.count("poll") >= 1, names
-    assert set(names) <= {"fire", "launch", "poll"}
+    assert names.count("notify") == 1 and names.count("notify.post") == 1  # its success, delivered
+    assert set(names) <= {"fire", "launch", "poll", "notify", "notify.post"}
     for s in mine:
         attributes = dict(s.attributes or {})
         assert attributes["scheduler.job_id"] == job.id
         assert attributes["scheduler.run_id"] == run.id
         assert attributes["scheduler.tenant"] == job.tenant
-        assert s.parent is not None and s.parent.is_remote  # under the context the message carried
+        assert s.parent is not None  # under the context the message carried (a post: its handler's)
+        assert s.parent.is_remote or s.name == "notify.post"
     other = w.job(name="other", schedule={"at": "2026-06-01T12:15:00Z"})
     w.run_until(T0 + timedelta(minutes=20))
     assert by_trace(spans.get_finished_spans(), trace_id_of(other.id, w.run(other).run_key)) != []

@@ -60,11 +60,11 @@ describe("the analytics page's controls", () => {
     expect(validWindow("P1D")).toBe("P1D");
   });
   it("name the windows, a link's own among them", () => {
-    expect(windowLabel("P1D")).toBe("Last 24 hours");
+    expect(windowLabel("P1D")).toBe("Today");
     expect(windowLabel("P90D")).toBe("Last 90 days");
     expect(windowLabel("P14D")).toBe("Last 14 days");
     expect(windowOptions("P7D").map((w) => w.value)).toEqual(["P1D", "P7D", "P30D", "P90D"]);
-    expect(windowOptions("P14D").map((w) => w.label)).toEqual(["Last 24 hours", "Last 7 days", "Last 30 days", "Last 90 days", "Last 14 days"]);
+    expect(windowOptions("P14D").map((w) => w.label)).toEqual(["Today", "Last 7 days", "Last 30 days", "Last 90 days", "Last 14 days"]);
   });
 });
 

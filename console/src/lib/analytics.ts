@@ -8,7 +8,7 @@ import { type AnalyticsGroup, type DayFigures, type GroupBy, JOB_TYPES } from ".
 export type Figures = Omit<DayFigures, "day">;
 
 export const WINDOWS: { value: string; label: string }[] = [
-  { value: "P1D", label: "Last 24 hours" },
+  { value: "P1D", label: "Today" },
   { value: "P7D", label: "Last 7 days" },
   { value: "P30D", label: "Last 30 days" },
   { value: "P90D", label: "Last 90 days" },
@@ -57,7 +57,7 @@ export function readControls(params: URLSearchParams): Controls {
 /** The query that links to these controls. */
 export const controlsQuery = (window: string, groupBy: GroupBy) => ({ window, group_by: groupBy });
 
-/** "Last 24 hours", "Last 7 days", "Last 14 days" (a window a link chose). */
+/** "Today", "Last 7 days", "Last 14 days" (a window a link chose). */
 export function windowLabel(window: string): string {
   const known = WINDOWS.find((w) => w.value === window);
   if (known) return known.label;

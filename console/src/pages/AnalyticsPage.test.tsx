@@ -241,7 +241,7 @@ describe("the analytics page", () => {
   it("says when no run ended in the window, with nothing to chart", async () => {
     serve(() => json(report("job_type", { window: "P1D", first: "2026-12-06", last: "2026-12-06", total: group("all"), groups: [] })));
     wrap("/analytics?window=P1D");
-    expect(await screen.findByText("No runs ended in this window (last 24 hours).")).toBeTruthy();
+    expect(await screen.findByText("No runs ended in this window (today).")).toBeTruthy();
     expect(screen.getByText(/Runs that ended on Dec 6, 2026 \(UTC\)/)).toBeTruthy();
     expect(screen.queryByRole("img")).toBeNull();
     expect(screen.queryByRole("table")).toBeNull();

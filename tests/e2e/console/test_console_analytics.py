@@ -210,7 +210,7 @@ def test_analytics_by_window_and_on_a_phone(page: Any, console_stack: Stack, ran
     assert axe_violations(page) == []
 
     # Today only (P1D): both runs ended today, UTC, unless the day turned since.
-    page.get_by_label("Window").select_option(label="Last 24 hours")
+    page.get_by_label("Window").select_option(label="Today")
     expect(page).to_have_url(re.compile(r"window=P1D&group_by=job$"))
     total = report(console_stack, "P1D", "job")["total"]
     expect(figure(page, "Runs")).to_have_text(f"{total['runs']:,}")
