@@ -83,19 +83,24 @@ def run(files: int, gap: float, poll: float, timeout: float, seed: int = 13) -> 
     }
 
 
-def _job(http: httpx.Client, emulator: Emulator) -> str:
+def databricks_job(emulator: Emulator) -> int:
+    """A job at the emulator for the scheduler's jobs to launch: its Databricks job id."""
     r = httpx.post(
         f"{emulator.url}/api/2.2/jobs/create",
         headers={"Authorization": "Bearer bench"},
         json={"name": "bench", "tasks": [{"task_key": "t", "notebook_task": {"notebook_path": "/bench"}}]},
     )
     r.raise_for_status()
+    return int(r.json()["job_id"])
+
+
+def _job(http: httpx.Client, emulator: Emulator) -> str:
     body = {
         "name": "file-arrival-latency",
         "job_type": "other",
         "task": {
             "kind": "databricks_job",
-            "job_id": r.json()["job_id"],
+            "job_id": databricks_job(emulator),
             "parameters": {"files": "{{trigger.files}}"},
         },
         "triggers": [{"kind": "file_arrival", "container": "landing", "prefix": "bench/", "suffix": ".csv"}],

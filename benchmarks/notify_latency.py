@@ -29,6 +29,7 @@ from typing import Any
 import httpx2 as httpx
 
 from benchmarks.admission import _pct
+from benchmarks.file_arrival import databricks_job
 from devstack.databricks_emulator import Emulator
 from devstack.process import emulator_env, local_stack
 from tests.receiver import receiver
@@ -69,16 +70,10 @@ def run(runs: int, gap: float, timeout: float, seed: int = 14) -> dict[str, Any]
 
 
 def _job(http: httpx.Client, emulator: Emulator, hook: str) -> str:
-    r = httpx.post(
-        f"{emulator.url}/api/2.2/jobs/create",
-        headers={"Authorization": "Bearer bench"},
-        json={"name": "bench", "tasks": [{"task_key": "t", "notebook_task": {"notebook_path": "/bench"}}]},
-    )
-    r.raise_for_status()
     body = {
         "name": "notify-latency",
         "job_type": "other",
-        "task": {"kind": "databricks_job", "job_id": r.json()["job_id"]},
+        "task": {"kind": "databricks_job", "job_id": databricks_job(emulator)},
         "overlap": "allow",
         "notifications": {"on_success": [{"kind": "webhook", "url": hook}]},
     }

@@ -44,6 +44,22 @@ def moved(before: Run, state: RunState, **kw: object) -> Run:
     return before.model_copy(update={"state": state, **kw})
 
 
+def notice_to(kind: str, event: NoticeEvent = NoticeEvent.FAILURE) -> Notice:
+    """A notice of attempt 1 owed to destination 0 of `kind`, due at NOW."""
+    return Notice.model_validate(
+        {
+            "id": f"{event.value}1.0",
+            "event": event,
+            "attempt": 1,
+            "kind": kind,
+            "destination": 0,
+            "url": "https://x",
+            "host": "x",
+            "due_at": NOW,
+        }
+    )
+
+
 def owed(before: Run, after: Run, c: Notifications) -> list[tuple[str, str]]:
     return [(n.id, n.kind) for n in new_notices(before, after, c, NOW)]
 
@@ -109,16 +125,7 @@ def test_retries_back_off_then_give_up() -> None:
         timedelta(minutes=15),
         None,
     ]
-    notice = Notice(
-        id="failure1.0",
-        event=NoticeEvent.FAILURE,
-        attempt=1,
-        kind="webhook",
-        destination=0,
-        url="https://x",
-        host="x",
-        due_at=NOW,
-    )
+    notice = notice_to("webhook")
     for n in range(1, 6):
         notice = notice.tried(
             DeliveryTry(at=notice.due_at, status=500, error="HTTP 500", ms=3), delivered=False
@@ -131,16 +138,7 @@ def test_the_watchdog_looks_at_an_ended_run_only_while_it_owes_a_notice() -> Non
     policy = WatchPolicy()
     ended = run(RunState.SUCCEEDED)
     assert watch_at(ended, policy, NOW) is None
-    notice = Notice(
-        id="success1.0",
-        event=NoticeEvent.SUCCESS,
-        attempt=1,
-        kind="slack",
-        destination=0,
-        url="https://x",
-        host="x",
-        due_at=NOW,
-    )
+    notice = notice_to("slack", NoticeEvent.SUCCESS)
     owing = ended.model_copy(update={"notices": [notice]})
     at = watch_at(owing, policy, NOW)
     assert at == NOW + policy.grace
@@ -180,16 +178,7 @@ def _ended_run() -> Run:
 
 def test_the_generic_body_and_its_signature() -> None:
     r = _ended_run()
-    notice = Notice(
-        id="failure1.0",
-        event=NoticeEvent.FAILURE,
-        attempt=1,
-        kind="webhook",
-        destination=0,
-        url="https://x",
-        host="x",
-        due_at=NOW,
-    )
+    notice = notice_to("webhook")
     body = payload(notice, r, "churn", "https://s.example.com/console", NOW)
     assert body["run"]["duration_seconds"] == 420 and body["run"]["error"] == "OOM on driver"
     assert body["run"]["console_url"] == f"https://s.example.com/console/jobs/j/runs/{r.id}"
@@ -201,16 +190,7 @@ def test_the_generic_body_and_its_signature() -> None:
 
 def test_teams_gets_an_adaptive_card_and_slack_blocks() -> None:
     r = _ended_run()
-    notice = Notice(
-        id="failure1.0",
-        event=NoticeEvent.FAILURE,
-        attempt=1,
-        kind="teams",
-        destination=0,
-        url="https://x",
-        host="x",
-        due_at=NOW,
-    )
+    notice = notice_to("teams")
     body = payload(notice, r, "churn", "", NOW)
     card = json.loads(render("teams", body, None)[0])["attachments"][0]
     assert card["contentType"] == "application/vnd.microsoft.card.adaptive"
