@@ -192,14 +192,17 @@ class WatchAction(StrEnum):
     NOTIFY = "notify"  # a notice's message is overdue: send it again with a fresh id
 
 
-def watch_action(run: Run | None, hint_at: datetime, now: datetime, policy: WatchPolicy) -> WatchAction:
-    """What the watchdog does with an overdue hint (`hint_at` <= now) about `run`."""
+def watch_action(
+    run: Run | None, hint_at: datetime, now: datetime, policy: WatchPolicy, *, notices: bool = True
+) -> WatchAction:
+    """What the watchdog does with an overdue hint (`hint_at` <= now) about `run`. `notices` False:
+    what the run itself needs, whatever notifications it owes (a dead letter of its own chain)."""
     if run is None or (run.state.is_terminal and run.watch_at is None):
         return WatchAction.DROP
     if run.watch_at != hint_at:
         future = run.watch_at is not None and run.watch_at > now
         return WatchAction.REHOME if future or run.watch_at is None else WatchAction.DROP
-    if overdue_notices(run, now, policy):
+    if notices and overdue_notices(run, now, policy):
         return WatchAction.NOTIFY
     if run.state.is_terminal:
         return WatchAction.DROP

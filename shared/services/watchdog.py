@@ -228,7 +228,8 @@ class Watchdog:
             extra={"job_id": ref.job_id, "run_key": ref.run_key},
         )
         now = ctx.clock.now()
-        action = watch_action(run, run.watch_at or now, now, ctx.settings.watch)
+        # its own message was lost: repair its chain now (a notice it owes has its own hint)
+        action = watch_action(run, run.watch_at or now, now, ctx.settings.watch, notices=False)
         if action in (WatchAction.DROP, WatchAction.REHOME):
             return
         self.repairs.apply(run, etag, action, now, report, chain_lost=True)
