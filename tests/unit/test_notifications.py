@@ -215,3 +215,12 @@ def test_an_unresolved_key_vault_reference_is_no_secret(monkeypatch: pytest.Monk
     )
     assert secret_from_settings("ml-hook") is None
     assert secret_from_settings("unset") is None
+
+
+def test_a_dead_letter_repairs_the_runs_own_chain_even_while_it_owes_a_notice() -> None:
+    policy = WatchPolicy()
+    owing = run(RunState.RUNNING).model_copy(update={"notices": [notice_to("webhook", NoticeEvent.START)]})
+    at = NOW + policy.grace
+    owing = owing.model_copy(update={"watch_at": at})
+    assert watch_action(owing, at, at, policy) is WatchAction.NOTIFY
+    assert watch_action(owing, at, at, policy, notices=False) is WatchAction.CHECK_DATABRICKS
