@@ -132,16 +132,25 @@ class Notifier:
 
     def _post(self, notice: Notice, run: Run, job: Job | None, now: datetime) -> DeliveryTry:
         body = payload(notice, run, job.definition.name if job else run.job_id, self.console_url, now)
-        secret = self.secrets(notice.secret_ref) if notice.secret_ref else None
-        if notice.secret_ref and secret is None:
-            return DeliveryTry(at=now, error=f"signing secret {notice.secret_ref!r} is not set", ms=0)
-        data, headers = render(notice.kind, body, secret)
         attributes = run_attributes(run.job_id, run.run_key, run.tenant, run.attempt)
         # a child of the handler's `notify` span (its trace is the run's)
         with span("notify.post", None, notice=notice.id, destination=notice.host, **attributes):
-            started = time.monotonic()
-            status, error = self.poster.post(notice.url, data, headers, self.timeout)
-        return DeliveryTry(at=now, status=status, error=error, ms=int((time.monotonic() - started) * 1000))
+            status, error, ms = self._send(notice.kind, notice.url, notice.secret_ref, body)
+        return DeliveryTry(at=now, status=status, error=error, ms=ms)
+
+    def _send(
+        self, kind: str, url: str, secret_ref: str | None, body: dict[str, Any]
+    ) -> tuple[int | None, str | None, int]:
+        """Render `body` for a destination of `kind`, sign it if `secret_ref` names a secret, post it:
+        the status, why it failed (None: delivered) and how long it took in ms. A secret that is
+        not set fails the send: nothing goes out unsigned."""
+        secret = self.secrets(secret_ref) if secret_ref else None
+        if secret_ref and secret is None:
+            return None, f"signing secret {secret_ref!r} is not set", 0
+        data, headers = render(kind, body, secret)
+        started = time.monotonic()
+        status, error = self.poster.post(url, data, headers, self.timeout)
+        return status, error, int((time.monotonic() - started) * 1000)
 
     def _record(self, run: Run, etag: str, before: Notice, after: Notice, now: datetime) -> Run | None:
         """Write `after` over the notice, unless another delivery recorded it first (None then)."""
@@ -172,18 +181,8 @@ class Notifier:
         body = sample_run_body(job.id, job.definition.name, job.tenant, self.console_url, now)
 
         def one(event: str, dest: Any) -> TestResult:
-            ref = getattr(dest, "secret_ref", None)
-            secret = self.secrets(ref) if ref else None
-            if ref and secret is None:
-                return TestResult(
-                    event, dest.kind, dest.url.host or "", None, f"signing secret {ref!r} is not set", 0
-                )
-            data, headers = render(dest.kind, body, secret)
-            started = time.monotonic()
-            status, error = self.poster.post(str(dest.url), data, headers, self.timeout)
-            return TestResult(
-                event, dest.kind, dest.url.host or "", status, error, int((time.monotonic() - started) * 1000)
-            )
+            sent = self._send(dest.kind, str(dest.url), getattr(dest, "secret_ref", None), body)
+            return TestResult(event, dest.kind, dest.url.host or "", *sent)
 
         if not targets:
             return []

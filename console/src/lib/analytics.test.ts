@@ -1,13 +1,11 @@
 import { describe, expect, it } from "vitest";
 
-import type { AnalyticsGroup, DayFigures } from "../api/types";
 import {
   chartSummary,
   daysOf,
   dayTicks,
   durationP50,
   durationTicks,
-  type Figures,
   formatDay,
   formatPercent,
   formatRange,
@@ -25,25 +23,8 @@ import {
   windowLabel,
   windowOptions,
 } from "./analytics";
+import { day, group, NONE } from "../test/analytics";
 
-const NONE: Figures = {
-  runs: 0,
-  succeeded: 0,
-  failed: 0,
-  timed_out: 0,
-  cancelled: 0,
-  skipped: 0,
-  success_rate: null,
-  retry_rate: null,
-  duration_p50_s: null,
-  duration_p95_s: null,
-  queue_wait_p50_s: null,
-  queue_wait_p95_s: null,
-  fire_lag_p95_s: null,
-  deadline_misses: 0,
-};
-const day = (d: string, over: Partial<Figures>): DayFigures => ({ ...NONE, day: d, ...over });
-const group = (key: string, over: Partial<AnalyticsGroup> = {}): AnalyticsGroup => ({ ...NONE, key, name: key, tenant: null, job_type: null, days: [], ...over });
 
 describe("the analytics page's controls", () => {
   it("come from the link, with the defaults for what is missing", () => {

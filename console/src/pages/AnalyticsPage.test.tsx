@@ -5,33 +5,15 @@ import { MemoryRouter, useLocation } from "react-router-dom";
 import { afterEach, describe, expect, it, vi } from "vitest";
 
 import { setTenant } from "../api/client";
-import type { Analytics, AnalyticsGroup, DayFigures } from "../api/types";
+import type { Analytics } from "../api/types";
 import { StatusProvider } from "../components/Status";
-import type { Figures } from "../lib/analytics";
 import { AnalyticsPage } from "./AnalyticsPage";
+import { day, group } from "../test/analytics";
 
 const json = (body: unknown, status = 200) => new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
 const JOB_A = "01KAB3X9M2Q8Z0C7D5E4F6G1H2";
 const JOB_B = "01KAB3X9M2Q8Z0C7D5E4F6G1H3";
 
-const NONE: Figures = {
-  runs: 0,
-  succeeded: 0,
-  failed: 0,
-  timed_out: 0,
-  cancelled: 0,
-  skipped: 0,
-  success_rate: null,
-  retry_rate: null,
-  duration_p50_s: null,
-  duration_p95_s: null,
-  queue_wait_p50_s: null,
-  queue_wait_p95_s: null,
-  fire_lag_p95_s: null,
-  deadline_misses: 0,
-};
-const day = (d: string, over: Partial<Figures>): DayFigures => ({ ...NONE, day: d, ...over });
-const group = (key: string, over: Partial<AnalyticsGroup> = {}): AnalyticsGroup => ({ ...NONE, key, name: key, tenant: null, job_type: null, days: [], ...over });
 
 const TOTAL = group("all", {
   runs: 16,
