@@ -21,8 +21,9 @@ from fastapi import Path as PathParam
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import Discriminator, Tag
 
-from functions import console, pools_api
+from functions import console, pools_api, templates_api
 from functions.api_context import ACTS_IN_TENANT, BY_ID, CHANGES_STATE, READS_BODY, Context, Ctx
 from shared.api import openapi, problems
 from shared.api.bodies import strict_json
@@ -52,6 +53,7 @@ from shared.config import AuthMode
 from shared.domain.errors import Conflict, ExternalError, InvalidInput
 from shared.domain.job import Job, JobDefinition, JobStatus, JobType
 from shared.domain.run import RunState, parse_run_id
+from shared.domain.template import JobFromTemplate
 from shared.services import pipelines
 from shared.services.ports import JobQuery
 
@@ -62,8 +64,20 @@ SortName = Literal[
 JobId = Annotated[str, PathParam(max_length=64, description="The job id returned by create.")]
 RunId = Annotated[str, PathParam(max_length=128, description="`{job id}_{run key}`, as runs list it.")]
 Definition = Annotated[JobDefinition, Body(openapi_examples=openapi.JOB_EXAMPLES)]
+
+
+def _body_kind(value: object) -> str:
+    return "from_template" if isinstance(value, dict) and "template" in value else "definition"
+
+
+# A job's whole definition, or a template's name, its values and the job's own name and schedule.
+NewJob = Annotated[
+    Annotated[JobDefinition, Tag("definition")] | Annotated[JobFromTemplate, Tag("from_template")],
+    Discriminator(_body_kind),
+]
 # Declared after `Ctx` in each handler, so that identity errors come first (shared/api/bodies.py).
 StrictDefinition = Annotated[None, Depends(strict_json(JobDefinition))]
+StrictNewJob = Annotated[None, Depends(strict_json(NewJob))]
 StrictPreview = Annotated[None, Depends(strict_json(PreviewIn))]
 StrictRepair = Annotated[None, Depends(strict_json(RepairIn))]
 StrictTrigger = Annotated[None, Depends(strict_json(TriggerIn))]
@@ -175,12 +189,22 @@ def me(ctx: Ctx) -> MeOut:
     },
 )
 def schedule_job(
-    definition: Definition, ctx: Ctx, _strict: StrictDefinition, response: Response
+    body: Annotated[NewJob, Body(openapi_examples=openapi.NEW_JOB_EXAMPLES)],
+    ctx: Ctx,
+    _strict: StrictNewJob,
+    response: Response,
 ) -> ScheduledOut:
-    """Schedule a new job. Answers with its id, a confirmation and the first fire time."""
+    """Schedule a new job: its whole definition, or a template's name with a value for each of its
+    parameters (422 names each wrong one, `parameters.<name>`) and the job's name and schedule.
+    Answers with its id, a confirmation and the first fire time."""
     tenant = ctx.tenant()
+    template = None
+    if isinstance(body, JobFromTemplate):
+        definition, template = ctx.services.template_service.job_definition(tenant, body)
+    else:
+        definition = body
     _check_pool(ctx, definition)
-    job = ctx.services.job_service.create(tenant, ctx.caller.actor, definition)
+    job = ctx.services.job_service.create(tenant, ctx.caller.actor, definition, template)
     response.headers["Location"] = f"/api/jobs/{job.id}"
     response.headers["ETag"] = f'"v{job.version}"'
     when = job.next_fire_at.isoformat().replace("+00:00", "Z") if job.next_fire_at else "never"
@@ -587,6 +611,7 @@ def create_api(provider: Callable[[], Services]) -> FastAPI:
     api.mount("/api/docs/static", StaticFiles(directory=_docs_static()), name="docs-static")
     api.include_router(router)
     api.include_router(pools_api.router)
+    api.include_router(templates_api.router)
     console.install(api)
     api.add_middleware(problems.BodyLimit, limit=lambda: provider().settings.max_body_bytes)
     return api

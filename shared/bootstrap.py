@@ -26,6 +26,7 @@ from shared.adapters.pools_table import PoolsTable
 from shared.adapters.queue import DeadLetters, MessageSender
 from shared.adapters.runs_table import RunsTable, TableDueIndex
 from shared.adapters.table import OperationCounter, Table
+from shared.adapters.templates_table import TemplatesTable
 from shared.adapters.webhooks import HttpPoster, Poster, secret_from_settings
 from shared.config import Settings, get_settings
 from shared.domain.clock import Clock, SystemClock
@@ -40,9 +41,17 @@ from shared.services.messages import Queues
 from shared.services.notify import Notifier
 from shared.services.poll import Poller
 from shared.services.pool_service import PoolService
-from shared.services.ports import AnalyticsRepository, DueIndex, JobRepository, PoolRepository, RunRepository
+from shared.services.ports import (
+    AnalyticsRepository,
+    DueIndex,
+    JobRepository,
+    PoolRepository,
+    RunRepository,
+    TemplateRepository,
+)
 from shared.services.run_commands import RunCommands
 from shared.services.run_context import RunContext, RunSettings
+from shared.services.templates import TemplateService
 from shared.services.tick import Ticker
 from shared.services.watchdog import Watchdog
 
@@ -83,6 +92,7 @@ class Services:
         self.due_index: DueIndex = TableDueIndex(tables.runs, settings.run_shards)
         self.pools: PoolRepository = PoolsTable(tables.runs)
         self.analytics: AnalyticsRepository = AnalyticsTable(tables.runs, settings.run_shards)
+        self.templates: TemplateRepository = TemplatesTable(tables.jobs)
         self.queues = Queues(
             launch=settings.launch_queue, poll=settings.poll_queue, notify=settings.notify_queue
         )
@@ -103,6 +113,10 @@ class Services:
     @cached_property
     def job_service(self) -> JobService:
         return JobService(self.job_repository, self.due_index, self.clock, self.run_repository)
+
+    @cached_property
+    def template_service(self) -> TemplateService:
+        return TemplateService(self.templates, self.clock)
 
     @cached_property
     def ticker(self) -> Ticker:

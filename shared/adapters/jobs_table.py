@@ -183,6 +183,8 @@ def job_props(job: Job) -> dict[str, Value]:
         props["shard"] = job.shard
     if job.paused_at is not None:
         props["paused_at"] = job.paused_at.isoformat()
+    if job.template is not None:
+        props["template"] = job.template.model_dump_json()
     return props
 
 
@@ -208,6 +210,7 @@ def job_from_row(row: Row) -> Job:
             "last_run_state": d.get("last_run_state"),
             "last_run_at": d.get("last_run_at"),
             "paused_at": d.get("paused_at"),
+            "template": json.loads(str(d["template"])) if d.get("template") else None,
         }
     )
 

@@ -159,6 +159,18 @@ JOB_EXAMPLES["webhook"] = {
         "triggers": [{"kind": "webhook"}],
     },
 }
+NEW_JOB_EXAMPLES: dict[str, Example] = {
+    **JOB_EXAMPLES,
+    "from_template": {
+        "summary": "From a template: its values, and the job's own name and schedule",
+        "value": {
+            "template": "train-model",
+            "parameters": {"market": "de", "learning_rate": 0.0005},
+            "name": "churn-de",
+            "schedule": {"cron": "0 2 * * *", "timezone": "Europe/Berlin"},
+        },
+    },
+}
 TRIGGER_EXAMPLES: dict[str, Example] = {
     "parameters": {
         "summary": "Parameters for the run, as `{{trigger.payload.<key>}}`",

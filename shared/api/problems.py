@@ -81,12 +81,15 @@ def _field(loc: tuple[int | str, ...]) -> str:
         where, parts = parts[0], parts[1:]
         if where != "body" and not parts:
             return where
+    if parts and parts[0] in _BODY_TAGS:  # which body POST /api/jobs/schedule was sent
+        parts = parts[1:]
     # pydantic adds a discriminated union member's tag to the path (`task.databricks_job.job_id`,
     # `triggers.1.file_arrival.container`): drop it, so the path names the field as sent.
     parts = [p for i, p in enumerate(parts) if not (p in _UNION_TAGS and i and _tagged(parts[i - 1]))]
     return ".".join(parts) or "body"
 
 
+_BODY_TAGS = frozenset({"definition", "from_template"})
 _UNION_TAGS = frozenset(
     {"databricks_job", "databricks_run", "pipeline", "after", "file_arrival", "webhook", "teams", "slack"}
 )
@@ -100,7 +103,7 @@ def _tagged(previous: str) -> bool:
 def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = list(exc.errors())
-    body_errors = [e for e in problems if tuple(e.get("loc", ())) == ("body",)]
+    body_errors = [e for e in problems if _field(tuple(e.get("loc", ()))) == "body"]
     content_type = request.headers.get("content-type", "")
     # FastAPI hands over the body it read (None: there was none, which is 422 "body: required").
     if body_errors and exc.body is not None and "json" not in content_type:

@@ -17,12 +17,14 @@ from shared.domain.job import (
     JobSummary,
     PipelineTask,
     StepKey,
+    TemplateRef,
 )
 from shared.domain.notifications import DeliveryTry, Notice, NoticeEvent, NoticeState
 from shared.domain.pipeline import RunIf, StepState
 from shared.domain.pool import PolicyName
 from shared.domain.run import Attempt, Cause, Priority, RepairRecord, Run, RunState, Trigger
 from shared.domain.schedule import DstNote, FireTime, ScheduleSpec
+from shared.domain.template import Template, TemplateSpec
 
 
 class Problem(BaseModel):
@@ -77,6 +79,9 @@ class JobOut(JobDefinition):
     waited_on_by: list[str] | None = Field(
         None, description="The jobs whose `after` triggers wait for this one (GET /api/jobs/{job_id} only)."
     )
+    template: TemplateRef | None = Field(
+        None, description="The template, version and values it was made from (POST /api/jobs/schedule)."
+    )
 
     @classmethod
     def of(cls, job: Job, waited_on_by: list[str] | None = None) -> JobOut:
@@ -97,8 +102,39 @@ class JobOut(JobDefinition):
                 "created_by": job.created_by,
                 "updated_at": job.updated_at,
                 "updated_by": job.updated_by,
+                "template": job.template,
             }
         )
+
+
+class TemplateOut(TemplateSpec):
+    """A template at a version: what POST and PUT take, plus its version and who made it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    tenant: str
+    version: int = Field(description="Bumped by every update; send it back in If-Match to update safely.")
+    created_at: datetime
+    created_by: Actor
+    updated_at: datetime
+    updated_by: Actor
+
+    @classmethod
+    def of(cls, t: Template) -> TemplateOut:
+        return cls.model_validate(
+            {
+                **t.spec.model_dump(),
+                "tenant": t.tenant,
+                "version": t.version,
+                "created_at": t.created_at,
+                "created_by": t.created_by,
+                "updated_at": t.updated_at,
+                "updated_by": t.updated_by,
+            }
+        )
+
+
+class TemplateListOut(BaseModel):
+    items: list[TemplateOut]
 
 
 class ScheduledOut(BaseModel):

@@ -12,7 +12,18 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from shared.domain.errors import IllegalTransition
 from shared.domain.notifications import Notifications
@@ -331,22 +342,13 @@ Name = Annotated[
 ]
 
 
-class JobDefinition(BaseModel):
-    """Everything the caller says about a job; the body of create and edit."""
+class JobSettings(BaseModel):
+    """What a job runs and the policies around it: everything but its name, description and when it
+    runs. A template (`shared/domain/template.py`) fixes these for the jobs made from it."""
 
     model_config = _Frozen
-    name: Name
     job_type: JobType
-    description: str = Field("", max_length=2000)
     task: JobTask
-    schedule: ScheduleSpec | None = Field(
-        None, description="When it runs; may be left out when `triggers` say when instead."
-    )
-    triggers: Annotated[list[JobTrigger], Field(max_length=5)] = Field(
-        default_factory=list,
-        description="Run when other jobs' runs end (`after`), files arrive (`file_arrival`) or a "
-        "caller asks (`webhook`).",
-    )
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     timeout: timedelta | None = Field(
         None, ge=timedelta(seconds=10), le=timedelta(days=7), description="ISO-8601 duration, e.g. PT2H."
@@ -373,6 +375,25 @@ class JobDefinition(BaseModel):
     @classmethod
     def _dedupe(cls, tags: list[str]) -> list[str]:
         return list(dict.fromkeys(tags))
+
+    def settings(self) -> dict[str, object]:
+        """These fields as JSON (what a job made from a template starts with)."""
+        return self.model_dump(mode="json", include=set(JobSettings.model_fields))
+
+
+class JobDefinition(JobSettings):
+    """Everything the caller says about a job; the body of create and edit."""
+
+    name: Name
+    description: str = Field("", max_length=2000)
+    schedule: ScheduleSpec | None = Field(
+        None, description="When it runs; may be left out when `triggers` say when instead."
+    )
+    triggers: Annotated[list[JobTrigger], Field(max_length=5)] = Field(
+        default_factory=list,
+        description="Run when other jobs' runs end (`after`), files arrive (`file_arrival`) or a "
+        "caller asks (`webhook`).",
+    )
 
     @field_validator("triggers")
     @classmethod
@@ -407,6 +428,18 @@ class JobDefinition(BaseModel):
         return [job for trigger in self.after_triggers for job in trigger.jobs]
 
 
+Scalar = StrictBool | StrictInt | StrictFloat | Annotated[StrictStr, StringConstraints(max_length=4096)]
+
+
+class TemplateRef(BaseModel):
+    """Which template, at which version, a job was made from, and the values it was made with."""
+
+    model_config = ConfigDict(frozen=True)
+    name: str
+    version: int
+    parameters: dict[str, Scalar]
+
+
 class Actor(BaseModel):
     """Who made a change: principal id and display name (never a token)."""
 
@@ -434,6 +467,7 @@ class Job(BaseModel):
     last_run_state: RunState | None = None
     last_run_at: datetime | None = None
     paused_at: datetime | None = None  # when it was last paused (kept after a resume: replays start there)
+    template: TemplateRef | None = None  # the template it was made from (kept through edits)
 
     @classmethod
     def new(
@@ -445,6 +479,7 @@ class Job(BaseModel):
         actor: Actor,
         now: datetime,
         shard: str = "",
+        template: TemplateRef | None = None,
     ) -> Job:
         fire = definition.schedule.next_fire(now) if definition.schedule else None
         return cls(
@@ -459,6 +494,7 @@ class Job(BaseModel):
             created_by=actor,
             updated_at=now,
             updated_by=actor,
+            template=template,
         )
 
     @property

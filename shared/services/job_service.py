@@ -17,7 +17,7 @@ from shared.domain.audit import audit_entry
 from shared.domain.clock import Clock
 from shared.domain.errors import InvalidInput, InvalidSchedule, NotFound, PreconditionFailed
 from shared.domain.ids import new_id
-from shared.domain.job import Actor, AuditEntry, Job, JobDefinition, JobStatus, JobSummary
+from shared.domain.job import Actor, AuditEntry, Job, JobDefinition, JobStatus, JobSummary, TemplateRef
 from shared.domain.run import Run
 from shared.domain.schedule import FireTime, ScheduleSpec
 from shared.services import dependents
@@ -49,7 +49,9 @@ class JobService:
         self.clock = clock
         self.run_repository = run_repository
 
-    def create(self, tenant: str, actor: Actor, definition: JobDefinition) -> Job:
+    def create(
+        self, tenant: str, actor: Actor, definition: JobDefinition, template: TemplateRef | None = None
+    ) -> Job:
         now = self.clock.now()
         job_id = new_id(now)
         self._check_triggers(tenant, job_id, definition)
@@ -60,6 +62,7 @@ class JobService:
             actor=actor,
             now=now,
             shard=self.due_index.new_shard(job_id),
+            template=template,
         )
         if job.next_fire_at is None and definition.schedule is not None:
             raise _no_fire_time(definition.schedule, now)

@@ -17,6 +17,7 @@ from shared.domain.analytics import Aggregate, Tally
 from shared.domain.job import AuditEntry, Job, JobSummary
 from shared.domain.pool import Lease, Pool, QueueEntry
 from shared.domain.run import Run
+from shared.domain.template import Template
 
 T = TypeVar("T")
 
@@ -88,6 +89,28 @@ class Watch:
     @property
     def row_key(self) -> str:
         return f"{self.container}~{self.tenant}~{self.job_id}~{self.index}"
+
+
+class TemplateRepository(Protocol):
+    def get(self, tenant: str, name: str) -> tuple[Template, str]:
+        """The template at its newest version and the ETag to save it with; NotFound if none."""
+        ...
+
+    def version(self, tenant: str, name: str, version: int) -> Template:
+        """The template as it was at `version`; NotFound if it never was."""
+        ...
+
+    def list(self, tenant: str) -> list[Template]:
+        """The tenant's templates at their newest versions, by name."""
+        ...
+
+    def add(self, template: Template) -> None:
+        """Insert version 1; AlreadyExists if the name is taken."""
+        ...
+
+    def save(self, etag: str, after: Template) -> None:
+        """Make `after` the newest version if unchanged since read (else ConcurrencyConflict)."""
+        ...
 
 
 class JobRepository(Protocol):

@@ -58,6 +58,10 @@ ERRORS: dict[tuple[str, str], set[int]] = {
     ("get", "/api/queue"): BY_ID,  # 404: the pool asked for does not exist
     ("put", "/api/runs/{run_id}/priority"): BODY | BY_ID | {409},
     ("post", "/api/runs/{run_id}/repair"): BODY | BY_ID | {409},
+    ("post", "/api/templates"): BODY | IDENTITY | STORAGE | {409},
+    ("get", "/api/templates"): IDENTITY | STORAGE,
+    ("get", "/api/templates/{name}"): BY_ID,
+    ("put", "/api/templates/{name}"): BODY | BY_ID | {409, 412},
 }
 
 
