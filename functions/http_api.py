@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import Discriminator, Tag
 
-from functions import console, pools_api, templates_api
+from functions import batches_api, console, pools_api, templates_api
 from functions.api_context import ACTS_IN_TENANT, BY_ID, CHANGES_STATE, READS_BODY, Context, Ctx
 from shared.api import openapi, problems
 from shared.api.bodies import strict_json
@@ -612,8 +612,14 @@ def create_api(provider: Callable[[], Services]) -> FastAPI:
     api.include_router(router)
     api.include_router(pools_api.router)
     api.include_router(templates_api.router)
+    api.include_router(batches_api.router)
     console.install(api)
-    api.add_middleware(problems.BodyLimit, limit=lambda: provider().settings.max_body_bytes)
+    api.add_middleware(
+        problems.BodyLimit,
+        limit=lambda: provider().settings.max_body_bytes,
+        larger=lambda: provider().settings.max_batch_body_bytes,
+        larger_paths=("/api/batches",),
+    )
     return api
 
 

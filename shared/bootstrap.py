@@ -33,6 +33,7 @@ from shared.domain.clock import Clock, SystemClock
 from shared.domain.errors import ExternalError
 from shared.domain.policies import WatchPolicy
 from shared.services.analytics import AnalyticsService
+from shared.services.batches import Batches
 from shared.services.events import Events
 from shared.services.inbox import Inbox
 from shared.services.job_service import JobService
@@ -113,6 +114,10 @@ class Services:
     @cached_property
     def job_service(self) -> JobService:
         return JobService(self.job_repository, self.due_index, self.clock, self.run_repository)
+
+    @cached_property
+    def batches(self) -> Batches:
+        return Batches(self.run_context, self.job_service, self.template_service)
 
     @cached_property
     def template_service(self) -> TemplateService:

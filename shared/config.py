@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     tenant_role_prefix: str = Field("Scheduler.Tenant.", alias="TENANT_ROLE_PREFIX")
     dev_tenant: str = Field("dev", alias="DEV_TENANT")
     max_body_bytes: int = Field(32_768, alias="MAX_BODY_BYTES", ge=1024, le=1_048_576)
+    # A batch's body lists up to 1,000 points: POST /api/batches reads up to this much.
+    max_batch_body_bytes: int = Field(1_048_576, alias="MAX_BATCH_BODY_BYTES", ge=1024, le=4_194_304)
 
     # Monitoring: azure-monitor-opentelemetry is configured only when this is set.
     applicationinsights_connection_string: str | None = Field(

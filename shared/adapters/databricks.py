@@ -206,7 +206,7 @@ def placeholder_context(
 # `trigger.payload.<key>`, `trigger.idempotency_key`; Databricks' own
 # dotted references, `job.*`, `task.*`, `tasks.*`, never match and reach it untouched).
 _PLACEHOLDER = re.compile(
-    r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*|(?:run|trigger)\.[A-Za-z_]+"
+    r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*|(?:run|trigger)\.[A-Za-z_]+|params\.[A-Za-z_][A-Za-z0-9_]*"
     r"|trigger\.payload\.[A-Za-z_][A-Za-z0-9_-]*"
     r"|(?:steps|trigger)\.[A-Za-z0-9][A-Za-z0-9_-]*\.[A-Za-z_]+)\s*\}\}"
 )

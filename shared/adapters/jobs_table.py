@@ -185,6 +185,8 @@ def job_props(job: Job) -> dict[str, Value]:
         props["paused_at"] = job.paused_at.isoformat()
     if job.template is not None:
         props["template"] = job.template.model_dump_json()
+    if job.batch is not None:
+        props["batch"] = job.batch.model_dump_json()
     return props
 
 
@@ -211,6 +213,7 @@ def job_from_row(row: Row) -> Job:
             "last_run_at": d.get("last_run_at"),
             "paused_at": d.get("paused_at"),
             "template": json.loads(str(d["template"])) if d.get("template") else None,
+            "batch": json.loads(str(d["batch"])) if d.get("batch") else None,
         }
     )
 

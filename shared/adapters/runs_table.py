@@ -35,12 +35,12 @@ from shared.domain.analytics import Tally
 from shared.domain.errors import AlreadyExists, NotFound
 from shared.domain.job import Job
 from shared.domain.run import Run, epoch_ms, run_key_time
-from shared.services.ports import DueEntry, Page, WatchHint
+from shared.services.ports import DueEntry, Page, Point, WatchHint
 
 log = logging.getLogger(__name__)
 
 _MAX_MS = 10**13 - 1
-_JSON_FIELDS = ("transitions", "attempts", "intent", "steps", "repair_history", "cause", "notices")
+_JSON_FIELDS = ("transitions", "attempts", "intent", "steps", "repair_history", "cause", "notices", "batch")
 _NOT_STORED = ("tenant", "job_id", "shard", *_JSON_FIELDS)
 
 
@@ -73,6 +73,11 @@ def _runs_prefix(tenant: str, job_id: str) -> str:
 def _marker_rk(tenant: str, job_id: str, name: str) -> str:
     """A cause seen: `m~{tenant}~{job id}~{name}` (a file's identity, a webhook's key, hashed)."""
     return f"m~{tenant}~{job_id}~{name}"
+
+
+def _points_prefix(tenant: str, job_id: str, round_key: str) -> str:
+    """A batch round's point values: `v~{tenant}~{job id}~{round key}~{chunk start:05d}`."""
+    return f"v~{tenant}~{job_id}~{round_key}~"
 
 
 def _state_rk(tenant: str, job_id: str, name: str) -> str:
@@ -302,6 +307,37 @@ class RunsTable:
             }
         except NotFound:
             return None
+
+    def add_round(self, run: Run, chunks: Mapping[int, Sequence[Point]], marker: str | None = None) -> bool:
+        """Insert a batch's round with its points' values (and its marker), in one transaction."""
+        writes = [Write("insert", _run_rk(run.tenant, run.job_id, run.run_key), _props(run))]
+        writes += _hint_writes(None, run)
+        prefix = _points_prefix(run.tenant, run.job_id, run.run_key)
+        for start, points in chunks.items():
+            text = json.dumps([list(p) for p in points], separators=(",", ":"), ensure_ascii=False)
+            writes.append(Write("insert", f"{prefix}{start:05d}", {"points": text}))
+        if marker is not None:
+            writes.append(
+                Write("insert", _marker_rk(run.tenant, run.job_id, marker), {"run_key": run.run_key})
+            )
+        try:
+            self.table.write(run.shard, writes)
+            return True
+        except AlreadyExists:
+            return False
+
+    def points(
+        self, shard: str, tenant: str, job_id: str, round_key: str, start: int | None = None
+    ) -> dict[int, list[Point]]:
+        prefix = _points_prefix(tenant, job_id, round_key)
+        if start is not None:
+            rows = [self.table.get(shard, f"{prefix}{start:05d}")]
+        else:
+            rows = list(self.table.query(shard, rk_ge=prefix, rk_lt=prefix + "~"))
+        return {
+            int(row.rk[len(prefix) :]): [(int(n), dict(v)) for n, v in json.loads(str(row.data["points"]))]
+            for row in rows
+        }
 
     def add_caused(
         self, shard: str, tenant: str, job_id: str, run: Run | None, markers: Mapping[str, Mapping[str, str]]

@@ -169,19 +169,25 @@ class BodyLimit:
     so an oversized body never reaches a handler.
     """
 
-    def __init__(self, app: ASGIApp, limit: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: Callable[[], int],
+        larger: Callable[[], int] | None = None,
+        larger_paths: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
-        self.limit_of = limit
-        self.limit = 0
+        self.limits = (limit, larger or limit)
+        self.larger_paths = larger_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        self.limit = self.limit or self.limit_of()
+        limit = self.limits[scope.get("path", "") in self.larger_paths]()
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            await self._refuse(scope, receive, send)
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await self._refuse(limit, scope, receive, send)
             return
         chunks: list[bytes] = []
         size = 0
@@ -191,8 +197,8 @@ class BodyLimit:
                 break  # the client went away; let the app see it
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.limit:
-                await self._refuse(scope, receive, send)
+            if size > limit:
+                await self._refuse(limit, scope, receive, send)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -209,11 +215,11 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, limit: int, scope: Scope, receive: Receive, send: Send) -> None:
         response = problem(
             413,
             "Payload too large",
-            f"the request body is larger than {self.limit} bytes",
+            f"the request body is larger than {limit} bytes",
             "payload_too_large",
         )
         await response(scope, receive, send)

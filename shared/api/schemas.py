@@ -25,6 +25,7 @@ from shared.domain.pool import PolicyName
 from shared.domain.run import Attempt, Cause, Priority, RepairRecord, Run, RunState, Trigger
 from shared.domain.schedule import DstNote, FireTime, ScheduleSpec
 from shared.domain.template import Template, TemplateSpec
+from shared.services.batches import BatchView
 
 
 class Problem(BaseModel):
@@ -560,3 +561,134 @@ class AnalyticsOut(BaseModel):
     tenants: list[str]
     total: GroupOut
     groups: list[GroupOut] = Field(description="Most runs first.")
+
+
+# -- batches ------------------------------------------------------------------------------------------
+
+PointState = Literal["pending", "queued", "running", "succeeded", "failed", "cancelled", "skipped"]
+_POINT_STATES: dict[RunState, PointState] = {
+    RunState.SCHEDULED: "queued",
+    RunState.QUEUED: "queued",
+    RunState.LAUNCHING: "running",
+    RunState.RUNNING: "running",
+    RunState.RETRY_WAIT: "running",
+    RunState.TIMING_OUT: "running",
+    RunState.CANCELLING: "running",
+    RunState.SUCCEEDED: "succeeded",
+    RunState.SUCCEEDED_WITH_FAILURES: "succeeded",
+    RunState.FAILED: "failed",
+    RunState.TIMED_OUT: "failed",
+    RunState.CANCELLED: "cancelled",
+    RunState.SKIPPED: "skipped",
+}
+
+
+class BatchCounts(BaseModel):
+    """The batch's points by where their latest run is."""
+
+    pending: int = Field(0, description="Not started yet: waiting for their turn (max_parallel).")
+    queued: int = Field(0, description="Started, waiting for a pool slot or their launch.")
+    running: int = 0
+    succeeded: int = 0
+    failed: int = Field(0, description="FAILED or TIMED_OUT.")
+    cancelled: int = Field(0, description="Cancelled, or never started because the batch was cancelled.")
+    skipped: int = 0
+
+
+class BatchPointOut(BaseModel):
+    point: int = Field(description="The point's number: its place in `runs`, or in the grid's product.")
+    parameters: dict[str, bool | int | float | str]
+    state: PointState
+    run_state: RunState | None = Field(None, description="Its latest run's state (none: not started).")
+    run_id: str | None = None
+    round: int = Field(description="The round its latest run belongs to (2 and up: retry-failed).")
+    attempt: int | None = None
+    databricks_run_id: int | None = None
+    run_page_url: str | None = None
+    ended_at: datetime | None = None
+
+
+class BatchRoundOut(BaseModel):
+    round: int
+    run_id: str
+    state: RunState
+    size: int = Field(description="Its points.")
+    started: int = Field(description="Of them, how many have runs.")
+    created_at: datetime
+    ended_at: datetime | None = None
+
+
+class BatchOut(BaseModel):
+    """A batch: its points with their latest runs, their counts, and its rounds (newest first)."""
+
+    batch_id: str = Field(description="Also the id of the batch's job.")
+    name: str
+    tenant: str
+    state: RunState = Field(description="Its newest round's state.")
+    execution_mode: Literal["parallel", "sequential"]
+    max_parallel: int
+    size: int
+    template: TemplateRef | None = None
+    pool: str
+    priority: Priority
+    counts: BatchCounts
+    rounds: list[BatchRoundOut]
+    runs: list[BatchPointOut]
+    created_at: datetime
+    created_by: Actor
+
+    @classmethod
+    def of(cls, view: BatchView) -> BatchOut:
+        job = view.job
+        assert job.batch is not None
+        points = []
+        counts: dict[str, int] = {}
+        for p in view.points:
+            state: PointState = "pending" if p.state is None else _POINT_STATES[p.state]
+            counts[state] = counts.get(state, 0) + 1
+            run = p.run
+            points.append(
+                BatchPointOut(
+                    point=p.point,
+                    parameters=p.values,
+                    state=state,
+                    run_state=run.state if run else None,
+                    run_id=run.id if run else None,
+                    round=p.round,
+                    attempt=run.attempt if run else None,
+                    databricks_run_id=run.databricks_run_id if run else None,
+                    run_page_url=run.run_page_url if run else None,
+                    ended_at=run.transitions.get(run.state.value) if run and run.state.is_terminal else None,
+                )
+            )
+        rounds = [
+            BatchRoundOut(
+                round=r.batch.round,
+                run_id=r.id,
+                state=r.state,
+                size=r.batch.size,
+                started=r.batch.started,
+                created_at=r.created_at,
+                ended_at=r.transitions.get(r.state.value) if r.state.is_terminal else None,
+            )
+            for r in view.rounds
+            if r.batch is not None
+        ]
+        d = job.definition
+        return cls(
+            batch_id=job.id,
+            name=d.name,
+            tenant=job.tenant,
+            state=view.rounds[0].state,
+            execution_mode=job.batch.execution_mode,
+            max_parallel=job.batch.max_parallel,
+            size=job.batch.size,
+            template=job.template,
+            pool=d.pool,
+            priority=d.priority,
+            counts=BatchCounts(**counts),
+            rounds=rounds,
+            runs=points,
+            created_at=job.created_at,
+            created_by=job.created_by,
+        )

@@ -440,6 +440,15 @@ class TemplateRef(BaseModel):
     parameters: dict[str, Scalar]
 
 
+class BatchInfo(BaseModel):
+    """What makes a job a batch (POST /api/batches): how many points, how many at a time."""
+
+    model_config = ConfigDict(frozen=True)
+    size: int
+    execution_mode: Literal["parallel", "sequential"]
+    max_parallel: int
+
+
 class Actor(BaseModel):
     """Who made a change: principal id and display name (never a token)."""
 
@@ -468,6 +477,7 @@ class Job(BaseModel):
     last_run_at: datetime | None = None
     paused_at: datetime | None = None  # when it was last paused (kept after a resume: replays start there)
     template: TemplateRef | None = None  # the template it was made from (kept through edits)
+    batch: BatchInfo | None = None  # a batch's job: its runs are the batch's rounds
 
     @classmethod
     def new(
@@ -480,6 +490,7 @@ class Job(BaseModel):
         now: datetime,
         shard: str = "",
         template: TemplateRef | None = None,
+        batch: BatchInfo | None = None,
     ) -> Job:
         fire = definition.schedule.next_fire(now) if definition.schedule else None
         return cls(
@@ -495,6 +506,7 @@ class Job(BaseModel):
             updated_at=now,
             updated_by=actor,
             template=template,
+            batch=batch,
         )
 
     @property

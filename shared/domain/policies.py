@@ -168,8 +168,8 @@ def watch_at(run: Run, policy: WatchPolicy, now: datetime) -> datetime | None:
 
 def _watch_at(run: Run, policy: WatchPolicy, now: datetime) -> datetime:
     intent = run.intent
-    if run.is_pipeline and run.state is RunState.RUNNING:
-        return now + policy.queued_check  # the watchdog hears step runs whose end went unheard
+    if run.has_children and run.state is RunState.RUNNING:
+        return now + policy.queued_check  # the watchdog hears step (or point) runs whose end went unheard
     if run.state is RunState.QUEUED:
         return now + min(policy.backoff(run.checks), max(policy.queued_check, policy.grace))
     if run.state is RunState.RUNNING:

@@ -18,6 +18,7 @@ Liveness (every run reaches an end) rests on two fields written with every state
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from datetime import UTC, datetime
@@ -134,6 +135,7 @@ class Trigger(StrEnum):
     AFTER = "after"  # other jobs' runs ended as its `after` trigger asks
     FILE_ARRIVAL = "file_arrival"  # files matching its `file_arrival` trigger were created
     WEBHOOK = "webhook"  # POST /api/jobs/{id}/trigger
+    BATCH = "batch"  # POST /api/batches (a round of a batch, or one of its points)
 
 
 class SkipReason(StrEnum):
@@ -185,6 +187,78 @@ class StepRecord(BaseModel):
     ended_at: datetime | None = None
 
 
+class BatchProgress(BaseModel):
+    """A batch run's round: its points, how many have runs, which it heard end, and how."""
+
+    model_config = ConfigDict(frozen=True)
+    points: list[int] = Field(description="The point numbers of this round, in the order they start.")
+    max_parallel: int
+    chunks: list[int] = Field(description="The position each stored chunk of point values starts at.")
+    started: int = Field(0, description="Positions [0, started) have runs.")
+    ended: str = Field("", description="Positions heard ended: a bitmap, base64.")
+    counts: dict[str, int] = Field(default_factory=dict, description="Ended point runs by state.")
+    round: int = 1
+
+    @property
+    def size(self) -> int:
+        return len(self.points)
+
+    def has_ended(self, position: int) -> bool:
+        bits = _bits(self.ended, self.size)
+        return bool(bits[position // 8] & (1 << (position % 8)))
+
+    @property
+    def ended_count(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def active(self) -> int:
+        return self.started - self.ended_count
+
+    @property
+    def done(self) -> bool:
+        return self.ended_count == self.size
+
+    def heard(self, position: int, state: RunState) -> BatchProgress:
+        """This round with the point at `position` ended in `state` (unchanged if heard before)."""
+        if self.has_ended(position):
+            return self
+        bits = _bits(self.ended, self.size)
+        bits[position // 8] |= 1 << (position % 8)
+        counts = {**self.counts, state.value: self.counts.get(state.value, 0) + 1}
+        return self.model_copy(update={"ended": base64.b64encode(bytes(bits)).decode(), "counts": counts})
+
+    def next_positions(self) -> range:
+        """The positions to start now: as many as `max_parallel` allows, in order."""
+        room = max(0, self.max_parallel - self.active)
+        return range(self.started, min(self.size, self.started + room))
+
+    def position_of(self, point: int) -> int | None:
+        try:
+            return self.points.index(point)
+        except ValueError:
+            return None
+
+    def chunk_of(self, position: int) -> int:
+        """The position the chunk holding `position` starts at."""
+        return max(c for c in self.chunks if c <= position)
+
+    def outcome(self) -> RunState:
+        """How the round ended: every point succeeded, none did, or some."""
+        succeeded = self.counts.get(RunState.SUCCEEDED.value, 0)
+        if succeeded == self.size:
+            return RunState.SUCCEEDED
+        if self.counts.get(RunState.CANCELLED.value, 0) == self.size - succeeded and succeeded == 0:
+            return RunState.CANCELLED
+        return RunState.SUCCEEDED_WITH_FAILURES if succeeded else RunState.FAILED
+
+
+def _bits(encoded: str, size: int) -> bytearray:
+    bits = bytearray(base64.b64decode(encoded)) if encoded else bytearray()
+    need = (size + 7) // 8
+    return bits + bytearray(need - len(bits)) if len(bits) < need else bits
+
+
 class RepairRecord(BaseModel):
     """A repair of a pipeline run: when, by whom, and the steps it ran again."""
 
@@ -203,6 +277,13 @@ def step_state_of(state: RunState) -> StepState:
         RunState.FAILED: StepState.FAILED,
         RunState.TIMED_OUT: StepState.TIMED_OUT,
     }.get(state, StepState.CANCELLED)
+
+
+def text_of(value: object) -> str:
+    """A value as a placeholder is filled with: `true`/`false`, `3`, `0.001`, text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def scheduled_run_key(scheduled_for: datetime) -> str:
@@ -304,6 +385,10 @@ class Cause(BaseModel):
     files: list[CausedFile] | None = Field(None, description="`file_arrival`: the files, oldest first.")
     idempotency_key: str | None = Field(None, description="`webhook`: the caller's Idempotency-Key.")
     payload: dict[str, str] | None = Field(None, description="`webhook`: the parameters it was called with.")
+    point: int | None = Field(None, description="`batch`: the point's number in its batch.")
+    values: dict[str, bool | int | float | str] | None = Field(
+        None, description="`batch`: the point's values (`{{params.<name>}}`)."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -326,6 +411,8 @@ class Cause(BaseModel):
             out["trigger.idempotency_key"] = self.idempotency_key
         if self.payload is not None:
             out.update({f"trigger.payload.{k}": v for k, v in self.payload.items()})
+        if self.values is not None:
+            out.update({f"params.{k}": text_of(v) for k, v in self.values.items()})
         return out
 
 
@@ -367,6 +454,7 @@ class Run(BaseModel):
     parent: str | None = Field(None, description="A pipeline step's run: the run key of its pipeline run.")
     step: str | None = Field(None, description="A pipeline step's run: its step key.")
     steps: dict[str, StepRecord] | None = Field(None, description="A pipeline run: its steps, by key.")
+    batch: BatchProgress | None = Field(None, description="A batch's round: its points and how far it got.")
     repair_history: list[RepairRecord] = Field(default_factory=list, description="A pipeline run's repairs.")
     notices: list[Notice] = Field(
         default_factory=list, description="Notifications it owes or sent (the notify queue's outbox)."
@@ -468,6 +556,15 @@ class Run(BaseModel):
     @property
     def is_pipeline(self) -> bool:
         return self.steps is not None
+
+    @property
+    def is_batch(self) -> bool:
+        return self.batch is not None
+
+    @property
+    def has_children(self) -> bool:
+        """A pipeline run or a batch round: its work is its children's runs, not a Databricks run."""
+        return self.steps is not None or self.batch is not None
 
     @property
     def current_attempt(self) -> Attempt | None:

@@ -29,6 +29,7 @@ from shared.domain.job import (
     Scalar,
     TemplateRef,
 )
+from shared.domain.run import text_of
 from shared.domain.schedule import ScheduleSpec
 
 _Frozen = ConfigDict(frozen=True, extra="forbid")
@@ -106,13 +107,6 @@ class TemplateParameter(BaseModel):
         else:
             ok = isinstance(value, str)
         return None if ok else f"must be {_TYPE_WORDS[self.type]}"
-
-
-def text_of(value: object) -> str:
-    """A parameter's value as a placeholder is filled with: `true`/`false`, `3`, `0.001`, text."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def placeholders(value: object) -> set[str]:

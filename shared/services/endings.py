@@ -20,6 +20,7 @@ from shared.domain.run import (
     FailureKind,
     Run,
     RunState,
+    Trigger,
 )
 from shared.services import admission, dependents
 from shared.services.conflicts import until_saved
@@ -135,10 +136,13 @@ def after_end(
     admission.release(ctx, ended, now)
     if redo:
         ctx.send_notices(ended, [n for n in ended.pending_notices if not n.tries and n.due_at <= now])
-    if ended.parent is not None:  # a pipeline step's run: its pipeline goes on
-        from shared.services import pipelines
+    if ended.parent is not None:  # a pipeline step's or a batch point's run: its parent goes on
+        from shared.services import batches, pipelines
 
-        pipelines.step_ended(ctx, ended, now)
+        if ended.trigger is Trigger.BATCH:
+            batches.point_ended(ctx, ended, now)
+        else:
+            pipelines.step_ended(ctx, ended, now)
         return
     job = note_on_job(ctx, ended, known)
     if job is not None and job.definition.overlap is OverlapPolicy.BUFFER_ONE:

@@ -17,7 +17,16 @@ from shared.domain.audit import audit_entry
 from shared.domain.clock import Clock
 from shared.domain.errors import InvalidInput, InvalidSchedule, NotFound, PreconditionFailed
 from shared.domain.ids import new_id
-from shared.domain.job import Actor, AuditEntry, Job, JobDefinition, JobStatus, JobSummary, TemplateRef
+from shared.domain.job import (
+    Actor,
+    AuditEntry,
+    BatchInfo,
+    Job,
+    JobDefinition,
+    JobStatus,
+    JobSummary,
+    TemplateRef,
+)
 from shared.domain.run import Run
 from shared.domain.schedule import FireTime, ScheduleSpec
 from shared.services import dependents
@@ -50,10 +59,17 @@ class JobService:
         self.run_repository = run_repository
 
     def create(
-        self, tenant: str, actor: Actor, definition: JobDefinition, template: TemplateRef | None = None
+        self,
+        tenant: str,
+        actor: Actor,
+        definition: JobDefinition,
+        template: TemplateRef | None = None,
+        *,
+        job_id: str | None = None,
+        batch: BatchInfo | None = None,
     ) -> Job:
         now = self.clock.now()
-        job_id = new_id(now)
+        job_id = job_id or new_id(now)
         self._check_triggers(tenant, job_id, definition)
         job = Job.new(
             job_id=job_id,
@@ -63,6 +79,7 @@ class JobService:
             now=now,
             shard=self.due_index.new_shard(job_id),
             template=template,
+            batch=batch,
         )
         if job.next_fire_at is None and definition.schedule is not None:
             raise _no_fire_time(definition.schedule, now)

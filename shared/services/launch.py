@@ -38,7 +38,7 @@ from shared.domain.run import (
     epoch_ms,
 )
 from shared.domain.schedule import zone
-from shared.services import admission, endings, events, pipelines
+from shared.services import admission, batches, endings, events, pipelines
 from shared.services.admission import Claim
 from shared.services.conflicts import until_saved
 from shared.services.endings import JobRead
@@ -130,6 +130,13 @@ class Launcher:
         if job is None or job.status is JobStatus.CANCELLED:  # a retry or manual run of a cancelled job
             ended = endings.end(self.ctx, run, etag, RunState.CANCELLED, now, "job cancelled", read)
             return Outcome("finished", ended)
+        return self._go(run, etag, job, others, attempt, now)
+
+    def _go(self, run: Run, etag: str, job: Job, others: list[Run], attempt: int, now: datetime) -> Outcome:
+        """A run that passed the job's checks: a batch's round and a pipeline run start their
+        children; any other run takes its slot and calls Databricks."""
+        if run.batch is not None:
+            return batches.start(self.ctx, run, etag, job, now)
         if pipelines.pipeline_of(job) is not None:
             return pipelines.start(self.ctx, run, etag, job, now)
         return self._admit(run, etag, job, others, attempt, now)
@@ -296,8 +303,13 @@ class Launcher:
             ctx.send(run)
             ctx.send_notices(run, [n for n in run.pending_notices if not n.tries and n.due_at <= now])
             return Outcome("redone", run)
-        if redelivered and run.state.is_terminal and run.databricks_run_of(attempt) is None:
-            self._reap(run, attempt)
+        if (
+            redelivered
+            and run.state.is_terminal
+            and not run.has_children
+            and run.databricks_run_of(attempt) is None
+        ):
+            self._reap(run, attempt)  # (a pipeline run or a batch round never calls Databricks itself)
         return Outcome("already_handled", run)
 
     def _reap(self, run: Run, attempt: int) -> None:

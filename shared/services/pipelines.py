@@ -77,7 +77,7 @@ def references(ctx: RunContext, run: Run, job: Job) -> dict[str, str]:
     step of its pipeline run that has started in Databricks (one query; nothing for other runs),
     and `{{steps.<key>.result}}`, the value a succeeded notebook step exited with, read from
     Databricks only for the steps this step's parameters name."""
-    if run.parent is None:
+    if run.parent is None or run.step is None:  # not a pipeline step (a batch's point)
         return {}
     latest = {
         s.step: s for s, _ in ctx.run_repository.children(run.shard, run.tenant, run.job_id, run.parent)

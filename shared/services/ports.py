@@ -20,6 +20,7 @@ from shared.domain.run import Run
 from shared.domain.template import Template
 
 T = TypeVar("T")
+Point = tuple[int, dict[str, bool | int | float | str]]  # a batch's point: its number and its values
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +217,18 @@ class RunRepository(Protocol):
 
     def marker(self, shard: str, tenant: str, job_id: str, name: str) -> dict[str, str] | None:
         """A cause already seen (a file, a webhook call): its marker's properties, or None."""
+        ...
+
+    def add_round(self, run: Run, chunks: Mapping[int, Sequence[Point]], marker: str | None = None) -> bool:
+        """Insert a batch's round: its run (with its hint), its points' values in chunks (by the
+        position each starts at) and, if given, a marker naming it, in one transaction; False (nothing
+        written) if the marker exists."""
+        ...
+
+    def points(
+        self, shard: str, tenant: str, job_id: str, round_key: str, start: int | None = None
+    ) -> dict[int, list[Point]]:
+        """A round's stored points (number, values), by chunk start: every chunk, or the one at `start`."""
         ...
 
     def add_caused(

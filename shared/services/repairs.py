@@ -21,7 +21,7 @@ from shared.domain.policies import (
     overlap_verdict,
 )
 from shared.domain.run import IntentKind, Run, RunState
-from shared.services import admission, endings, pipelines
+from shared.services import admission, batches, endings, pipelines
 from shared.services.messages import launch_intent
 from shared.services.run_context import RunContext
 from shared.services.stopping import STOPPING, finish_stopping, read, time_out
@@ -63,8 +63,9 @@ class Repairs:
         if action is WatchAction.NOTIFY:
             self.notify(run, etag, now)
             report.resent += 1
-        elif run.is_pipeline and action in (WatchAction.CHECK_DATABRICKS, WatchAction.STOP):
-            pipelines.check(self.ctx, run, etag, now)  # a pipeline run has steps, not a Databricks run
+        elif run.has_children and action in (WatchAction.CHECK_DATABRICKS, WatchAction.STOP):
+            # a pipeline run has steps, a batch round points: not a Databricks run
+            (batches if run.is_batch else pipelines).check(self.ctx, run, etag, now)
             report.checked += 1
         elif action is WatchAction.GIVE_UP:
             self.give_up(run, etag, now)

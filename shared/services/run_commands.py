@@ -12,7 +12,7 @@ import logging
 from shared.domain.errors import Conflict, ExternalError, NotFound
 from shared.domain.ids import new_id
 from shared.domain.job import Actor, Job, JobStatus
-from shared.domain.run import RETRYABLE, Run, RunState, manual_run_key
+from shared.domain.run import RETRYABLE, Run, RunState, Trigger, manual_run_key
 from shared.services.conflicts import until_saved
 from shared.services.messages import launch_intent
 from shared.services.run_context import RunContext
@@ -33,6 +33,10 @@ class RunCommands:
         job, _ = ctx.job_repository.get(tenant, job_id)
         if job.status is JobStatus.CANCELLED:
             raise Conflict(f"job {job_id} is cancelled; it cannot run")
+        if job.batch is not None:
+            raise Conflict(
+                f"job {job_id} is a batch: its points run in rounds (POST /api/batches/{job_id}/retry-failed)"
+            )
         now = ctx.clock.now()
         run = Run.manual(
             tenant=tenant,
@@ -56,6 +60,12 @@ class RunCommands:
 
         def attempt() -> Run:
             run, etag = ctx.run_repository.get(shard, tenant, job_id, run_key)
+            if run.is_batch or (run.parent is not None and run.trigger is Trigger.BATCH):
+                raise Conflict(
+                    f"run {run.id} is a batch's round or point: retry the batch's failed points with "
+                    f"POST /api/batches/{job_id}/retry-failed",
+                    errors={"state": run.state.value},
+                )
             if run.is_pipeline or run.parent is not None:
                 raise Conflict(
                     f"run {run.id} is a pipeline run or one of its steps: a retry of a step would not "

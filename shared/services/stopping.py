@@ -34,6 +34,10 @@ def stop(ctx: RunContext, run: Run, reason: str, *, may_retry: bool = False) -> 
             from shared.services import pipelines
 
             return pipelines.cancel(ctx, current, reason)
+        if current.is_batch:
+            from shared.services import batches
+
+            return batches.cancel(ctx, current, reason)
         now = ctx.clock.now()
         dbx = _databricks_run(current)
         if dbx is None:
