@@ -12,6 +12,8 @@ import { NewJobPage } from "./pages/NewJobPage";
 import { PoolsPage } from "./pages/PoolsPage";
 import { QueuePage } from "./pages/QueuePage";
 import { RunPage } from "./pages/RunPage";
+import { TemplatePage } from "./pages/TemplatePage";
+import { TemplatesPage } from "./pages/TemplatesPage";
 
 class ErrorBoundary extends Component<{ children: ReactNode }, { error: unknown }> {
   state = { error: null as unknown };
@@ -72,6 +74,7 @@ export function App() {
             Jobs
           </NavLink>
           <NavLink to="/new">Schedule a job</NavLink>
+          <NavLink to="/templates">Templates</NavLink>
           <NavLink to="/queue">Queue</NavLink>
           <NavLink to="/pools">Pools</NavLink>
           <NavLink to="/analytics">Analytics</NavLink>
@@ -102,6 +105,8 @@ export function App() {
               <Route path="/new" element={<NewJobPage />} />
               <Route path="/jobs/:jobId" element={<JobPage />} />
               <Route path="/jobs/:jobId/runs/:runId" element={<RunPage />} />
+              <Route path="/templates" element={<TemplatesPage />} />
+              <Route path="/templates/:name" element={<TemplatePage />} />
               <Route path="/queue" element={<QueuePage />} />
               <Route path="/pools" element={<PoolsPage />} />
               <Route path="/analytics" element={<AnalyticsPage />} />

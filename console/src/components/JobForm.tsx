@@ -1,17 +1,14 @@
 import { useQuery } from "@tanstack/react-query";
-import { type FormEvent, type InputHTMLAttributes, useId, useMemo, useRef, useState } from "react";
+import { type FormEvent, type InputHTMLAttributes, useId, useRef, useState } from "react";
 
 import { ApiError, api, call, messageOf } from "../api/client";
 import { JOB_TYPES, type Pool } from "../api/types";
-import type { Unit } from "../lib/duration";
-import { DurationField, UNITS } from "./DurationField";
-import { readCron } from "../lib/cron";
+import { DurationField } from "./DurationField";
 import { checkForm, type FieldErrors, fieldErrors, type FormState, scheduleOf } from "../lib/form";
-import { allZones } from "../lib/time";
 import { Field } from "./Field";
 import { taskInWords } from "./JobDetails";
 import { NotificationsEditor } from "./NotificationsEditor";
-import { FireTimes } from "./Preview";
+import { ScheduleFields } from "./ScheduleFields";
 import { TriggersEditor } from "./TriggersEditor";
 
 interface Props {
@@ -38,10 +35,8 @@ export function JobForm({ initial, submitLabel, onSubmit }: Props) {
   const [errors, setErrors] = useState<FieldErrors>({});
   const [busy, setBusy] = useState(false);
   const formRef = useRef<HTMLFormElement>(null);
-  const zones = useMemo(allZones, []);
   const uid = useId();
   const set = <K extends keyof FormState>(key: K, value: FormState[K]) => setForm((f) => ({ ...f, [key]: value }));
-  const cron = readCron(form.cron);
   const text = (label: string, key: TextKey, extra: InputHTMLAttributes<HTMLInputElement> = {}) => (
     <Field label={label} error={errors[key]}>
       {(p) => <input {...p} {...extra} value={form[key]} onChange={(e) => set(key, e.target.value)} />}
@@ -237,103 +232,9 @@ export function JobForm({ initial, submitLabel, onSubmit }: Props) {
         )}
       </fieldset>
 
-      <fieldset>
-        <legend>Schedule</legend>
-        {errors.schedule && <div className="field-error">{errors.schedule}</div>}
-        <label className="check">
-          <input type="checkbox" checked={form.scheduled} onChange={(e) => set("scheduled", e.target.checked)} />
-          On a schedule
-        </label>
-        {form.scheduled ? (
-          <>
-            <div role="radiogroup" aria-label="Schedule kind" className="radios">
-              {(
-                [
-                  ["cron", "Cron"],
-                  ["at", "One time"],
-                  ["every", "Interval"],
-                ] as const
-              ).map(([value, label]) => (
-                <label key={value} className="radio">
-                  <input
-                    type="radio"
-                    name="schedule-kind"
-                    value={value}
-                    checked={form.scheduleKind === value}
-                    onChange={() => set("scheduleKind", value)}
-                  />
-                  {label}
-                </label>
-              ))}
-            </div>
-            {form.scheduleKind === "cron" && (
-              <Field
-                label="Cron expression"
-                error={errors.cron}
-                hint={
-                  <span id="cron-reading" className={cron.ok ? "" : "muted"}>
-                    {cron.text || "Five fields: minute hour day-of-month month day-of-week, e.g. 30 1 * * *"}
-                  </span>
-                }
-              >
-                {(p) => (
-                  <input {...p} className="mono" value={form.cron} onChange={(e) => set("cron", e.target.value)} autoComplete="off" spellCheck={false} />
-                )}
-              </Field>
-            )}
-            {form.scheduleKind === "at" && (
-              <Field label="Run at" error={errors.at}>
-                {(p) => <input {...p} type="datetime-local" value={form.at} onChange={(e) => set("at", e.target.value)} />}
-              </Field>
-            )}
-            {form.scheduleKind === "every" && (
-              <div className="row-inputs">
-                <Field label="Every" error={errors.every}>
-                  {(p) => (
-                    <input {...p} inputMode="numeric" value={form.every.amount} onChange={(e) => set("every", { ...form.every, amount: e.target.value })} />
-                  )}
-                </Field>
-                <Field label="Unit">
-                  {(p) => (
-                    <select {...p} value={form.every.unit} onChange={(e) => set("every", { ...form.every, unit: e.target.value as Unit })}>
-                      {UNITS.map((u) => (
-                        <option key={u} value={u}>
-                          {u}
-                        </option>
-                      ))}
-                    </select>
-                  )}
-                </Field>
-              </div>
-            )}
-            <Field label="Time zone" error={errors.timezone}>
-              {(p) => (
-                <>
-                  <input {...p} list="zones" value={form.timezone} onChange={(e) => set("timezone", e.target.value)} autoComplete="off" />
-                  <datalist id="zones">
-                    {zones.map((z) => (
-                      <option key={z} value={z} />
-                    ))}
-                  </datalist>
-                </>
-              )}
-            </Field>
-            <div className="row-inputs">
-              <Field label="Start" error={errors.start}>
-                {(p) => <input {...p} type="datetime-local" value={form.start} onChange={(e) => set("start", e.target.value)} />}
-              </Field>
-              <Field label="End" error={errors.end}>
-                {(p) => <input {...p} type="datetime-local" value={form.end} onChange={(e) => set("end", e.target.value)} />}
-              </Field>
-            </div>
-            <FireTimes spec={scheduleOf(form)} live />
-          </>
-        ) : (
-          <p className="muted">
-            No schedule: it runs when its triggers fire{form.triggers.length === 0 ? " (it has none: only when asked)" : ""}.
-          </p>
-        )}
-      </fieldset>
+      <ScheduleFields form={form} errors={errors} set={set}>
+        No schedule: it runs when its triggers fire{form.triggers.length === 0 ? " (it has none: only when asked)" : ""}.
+      </ScheduleFields>
 
       <TriggersEditor
         drafts={form.triggers}

@@ -197,8 +197,11 @@ function task(form: FormState): Record<string, unknown> {
   return out;
 }
 
+/** The form's fields that describe a schedule (the schedule form's, and a template's job form's). */
+export type ScheduleState = Pick<FormState, "scheduled" | "scheduleKind" | "cron" | "at" | "every" | "timezone" | "start" | "end">;
+
 /** The schedule the form describes (also what the live preview asks about). */
-export function scheduleOf(form: FormState): ScheduleSpec {
+export function scheduleOf(form: ScheduleState): ScheduleSpec {
   const spec: ScheduleSpec = { timezone: form.timezone.trim() };
   if (form.scheduleKind === "cron") spec.cron = form.cron.trim();
   if (form.scheduleKind === "at") spec.at = zonedToIso(form.at, spec.timezone) ?? form.at;

@@ -1,6 +1,6 @@
 import { useMutation, useQuery } from "@tanstack/react-query";
-import { useState } from "react";
-import { useParams } from "react-router-dom";
+import { Fragment, useState } from "react";
+import { Link, useParams } from "react-router-dom";
 
 import { api, call, messageOf } from "../api/client";
 import { isTerminal, type Run } from "../api/types";
@@ -12,7 +12,37 @@ import { FireTimes } from "../components/Preview";
 import { JobTriggers } from "../components/Triggers";
 import { AuditList, RunsTable } from "../components/Runs";
 import { useAnnounce } from "../components/Status";
+import { type TemplateRef, valueText } from "../lib/templates";
 import { formatInstant } from "../lib/time";
+import { templatePath } from "./TemplatesPage";
+
+/** "Made from template train-model v2", linked, with the values it was made with. */
+export function FromTemplate({ template }: { template: TemplateRef }) {
+  const values = Object.entries(template.parameters);
+  return (
+    <section className="from-template" aria-label="Template">
+      <p>
+        Made from template{" "}
+        <Link to={templatePath(template.name, template.version)}>
+          {template.name} v{template.version}
+        </Link>
+        {values.length === 0 && " (no parameters)"}
+      </p>
+      {values.length > 0 && (
+        <dl className="facts" aria-label="Template parameters">
+          {values.map(([name, value]) => (
+            <Fragment key={name}>
+              <dt>
+                <code>{name}</code>
+              </dt>
+              <dd>{valueText(value)}</dd>
+            </Fragment>
+          ))}
+        </dl>
+      )}
+    </section>
+  );
+}
 
 const LIVE_MS = 1500;
 
@@ -70,6 +100,7 @@ export function JobPage() {
           : "none"}
       </p>
       {data.description && <p>{data.description}</p>}
+      {data.template && <FromTemplate template={data.template} />}
       <JobActions job={data} />
       <div className="details-grid">
         <Policies job={data} />
