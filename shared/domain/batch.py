@@ -23,11 +23,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from shared.domain.job import JobTask, JobType, Name, PoolName, RetryPolicy, Scalar
 from shared.domain.run import Priority
-from shared.domain.template import PARAMS, ParameterName, TemplateName, Values
+from shared.domain.template import PARAMS, ParameterName, TemplateName, Values, open_object
 
 MAX_POINTS = 1000
 MAX_PARALLEL = 100
-MAX_GRID_VALUES = 100
+MAX_GRID_VALUES = MAX_POINTS
 CHUNK_CHARS = 30_000  # a row property holds 32K characters: points are stored in chunks below it
 MAX_POINT_CHARS = 4_000
 
@@ -61,7 +61,7 @@ class BatchSpec(BaseModel):
     grid: (
         Annotated[
             dict[ParameterName, Annotated[list[Scalar], Field(min_length=1, max_length=MAX_GRID_VALUES)]],
-            Field(min_length=1, max_length=10),
+            Field(min_length=1, max_length=10, json_schema_extra=open_object),
         ]
         | None
     ) = Field(None, description="Every combination of these values is a point (at most 1,000).")

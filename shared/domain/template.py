@@ -38,7 +38,18 @@ TemplateName = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 ]
 ParameterName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
-Values = Annotated[dict[ParameterName, Scalar], Field(max_length=64)]
+
+
+def open_object(schema: dict[str, Any]) -> None:
+    """`additionalProperties` with `propertyNames` rather than pydantic's `patternProperties`, which
+    generated clients read as an object that allows no property."""
+    patterns = schema.pop("patternProperties", None)
+    if patterns:
+        pattern, value = patterns.popitem()
+        schema.update(additionalProperties=value, propertyNames={"pattern": pattern})
+
+
+Values = Annotated[dict[ParameterName, Scalar], Field(max_length=64, json_schema_extra=open_object)]
 MAX_PARAMETERS = 50
 MAX_OPTIONS = 100
 PARAMS = re.compile(r"\{\{\s*params\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
