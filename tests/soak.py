@@ -40,6 +40,7 @@ from shared.adapters.databricks import LaunchRequest, Phase, idempotency_token
 from shared.adapters.pools_table import PoolsTable
 from shared.adapters.queue import OutgoingMessage
 from shared.adapters.table import Row, Write
+from shared.domain.batch import BatchSpec
 from shared.domain.errors import ExternalError
 from shared.domain.job import Job, JobDefinition
 from shared.domain.notifications import NoticeState
@@ -240,6 +241,8 @@ class Report:
     notices: int = 0  # notifications owed (start, success, failure of every run that got there)
     notices_wrong: int = 0  # owed and not recorded, recorded twice, left pending, or never posted
     notice_tries_failed: int = 0  # tries the destination refused (injected), each retried
+    batch_points: int = 0  # points of the batches (each must run once, to its kind's end)
+    batch_wrong: int = 0  # points run twice or never, wrong ends, more than max_parallel at once
     faults: Counter[str] = field(default_factory=Counter)
     repairs: int = 0  # messages the watchdog re-sent (a lost launch, a dead-lettered message)
     deferrals: int = 0  # messages put off after a passing error
@@ -257,6 +260,7 @@ class Report:
             or self.leaked
             or self.causes_lost_or_doubled
             or self.notices_wrong
+            or self.batch_wrong
         )
 
 
@@ -322,6 +326,58 @@ class Soak:
             }
             job = self.world.s.job_service.create("team-a", ALICE, JobDefinition.model_validate(body))
             self.jobs.append((kind, job))
+
+    def create_batches(self) -> None:
+        """A batch of 10 points for three kinds (one in the pool, one sequential): each point must
+        run once, to its kind's end, with never more than `max_parallel` between start and end."""
+        self.batches: list[tuple[Kind, Job, int]] = []
+        for n, (kind, extra) in enumerate(
+            [
+                (KINDS[0], {"max_parallel": 3}),
+                (KINDS[1], {"execution_mode": "sequential"}),
+                (KINDS[2], {"max_parallel": 4, "pool": POOL}),
+            ]
+        ):
+            body = {
+                "name": f"{kind.name}#b{n}",
+                "task": {"kind": "databricks_job", "job_id": 2000 + n, "parameters": {"x": "{{params.x}}"}},
+                "grid": {"x": [str(i) for i in range(10)]},
+                "retry": kind.job.get("retry"),
+                **extra,
+            }
+            job, _ = self.world.s.batches.create("team-a", ALICE, BatchSpec.model_validate(body))
+            assert job.batch is not None
+            self.batches.append((kind, job, job.batch.max_parallel))
+
+    def _check_batches(self, report: Report) -> None:
+        for kind, job, most in self.batches:
+            view = self.world.s.batches.get("team-a", job.id)
+            rnd = view.rounds[0]
+            report.batch_points += len(view.points)
+            expected = RunState.SUCCEEDED if kind.expected is RunState.SUCCEEDED else RunState.FAILED
+            if rnd.state is not expected:
+                report.batch_wrong += 1
+                report.problems.append(f"batch {job.definition.name}: {rnd.state} ({rnd.reason})")
+            children = self.world.s.run_repository.children(rnd.shard, rnd.tenant, rnd.job_id, rnd.run_key)
+            runs = [c for c, _ in children]
+            points = Counter(c.cause.point for c in runs if c.cause)
+            if sorted(points) != list(range(10)) or set(points.values()) != {1}:
+                report.batch_wrong += 1
+                report.problems.append(f"batch {job.definition.name}: point runs {dict(points)}")
+            for run in runs:
+                self._check_run(report, kind, job, run, notices=False)
+            events = sorted(
+                [(r.created_at, 1) for r in runs]
+                + [(r.transitions.get(r.state.value, SETTLE), -1) for r in runs],
+                key=lambda e: (e[0], e[1]),
+            )
+            active = peak = 0
+            for _, step in events:
+                active += step
+                peak = max(peak, active)
+            if peak > most:
+                report.batch_wrong += 1
+                report.problems.append(f"batch {job.definition.name}: {peak} points at once > {most}")
 
     def create_event_jobs(self) -> None:
         """File arrival jobs (one folding files for 2 minutes, one at most every 10 minutes, one in
@@ -519,6 +575,7 @@ class Soak:
     def run(self) -> Report:
         self.create_jobs()
         self.create_event_jobs()
+        self.create_batches()
         self.arm_faults()
         self._deliver_events(CUTOFF + timedelta(minutes=30))
         self.world.run_until(CUTOFF + timedelta(minutes=30))
@@ -542,6 +599,7 @@ class Soak:
             event_retries=self.event_retries,
         )
         self._check_events(report)
+        self._check_batches(report)
         for job in [*self.event_jobs, self.webhook_job]:
             for run in self.world.runs(job):
                 self._check_run(report, KINDS[0], job, run)
@@ -583,8 +641,9 @@ class Soak:
             report.missing_or_duplicate_occurrences += abs(len(got) - len(expected)) or 1
             report.problems.append(f"{job.definition.name}: occurrences {len(got)} != {len(expected)}")
 
-    def _check_run(self, report: Report, kind: Kind, job: Job, run: Run) -> None:
-        self._check_notices(report, run)
+    def _check_run(self, report: Report, kind: Kind, job: Job, run: Run, *, notices: bool = True) -> None:
+        if notices:  # (a batch's points are not notified: the batch has no notifications here)
+            self._check_notices(report, run)
         if not run.state.is_terminal:
             report.stuck += 1
             report.problems.append(f"{job.definition.name} {run.run_key}: stuck {run.state} ({run.reason})")

@@ -36,5 +36,7 @@ def test_every_run_ends_as_it_should_under_faults(seed: int, rate: float) -> Non
         report.leaked,
         report.causes_lost_or_doubled,
         report.notices_wrong,
-    ) == (0, 0, 0, 0, 0, 0, 0, 0, 0)
+        report.batch_wrong,
+    ) == (0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    assert report.batch_points == 30
     assert report.notices > 400 and report.notice_tries_failed > 50  # the destination refused, retries won
