@@ -209,3 +209,42 @@ def test_cancelling_the_batch_job_cancels_its_round(table_factory: TableFactory)
     view = w.s.batches.get("team-a", job.id)
     assert view.rounds[0].state is RunState.CANCELLED
     assert len(dbx.runs) == 2
+
+
+def test_a_crash_before_the_batch_job_is_written_leaves_nothing_running(
+    table_factory: TableFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w, dbx = world(table_factory)
+
+    def crash(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the process died")
+
+    monkeypatch.setattr(w.s.job_service, "create", crash)
+    with pytest.raises(RuntimeError):
+        create(w)
+    rounds = [r for r in w.s.tables.runs.query(None) if r.rk.startswith("r~")]
+    assert len(rounds) == 1  # the round was written, its launch never sent
+    settle(w)  # the watchdog sends it: it finds no job
+    shard, rk = rounds[0].pk, rounds[0].rk
+    ended = w.s.run_repository.get(shard, "team-a", rk.split("~")[2], rk.split("~")[-1])[0]
+    assert ended.state is RunState.SKIPPED and len(dbx.runs) == 0
+
+
+def test_lost_sends_of_point_launches_are_sent_by_the_watchdog(
+    table_factory: TableFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w, dbx = world(table_factory)
+    real = w.s.run_context.send
+    lost: list[str] = []
+
+    def flaky(run: Run, *args: Any, **kwargs: Any) -> Any:
+        if run.parent is not None and run.run_key not in lost:
+            lost.append(run.run_key)
+            raise RuntimeError("service bus unreachable")
+        return real(run, *args, **kwargs)
+
+    monkeypatch.setattr(w.s.run_context, "send", flaky)
+    job, _ = create(w, max_parallel=3)
+    settle(w, hours=3)
+    view = w.s.batches.get("team-a", job.id)
+    assert len(lost) == 6 and view.rounds[0].state is RunState.SUCCEEDED and len(dbx.runs) == 6
