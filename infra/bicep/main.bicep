@@ -66,6 +66,11 @@ param tenantRolePrefix string = 'Scheduler.Tenant.'
 @maxValue(1048576)
 param maxBodyBytes int = 32768
 
+@description('Largest body POST /api/batches accepts (up to 1,000 points), in bytes (MAX_BATCH_BODY_BYTES).')
+@minValue(1024)
+@maxValue(4194304)
+param maxBatchBodyBytes int = 1048576
+
 // ---------------------------------------------------------------------------------------------
 // Scheduler behaviour
 // ---------------------------------------------------------------------------------------------
@@ -368,6 +373,7 @@ var schedulerAppSettings = {
   // Read only when AUTH_MODE is development (never in Azure); set so Azure matches the model.
   DEV_TENANT: 'dev'
   MAX_BODY_BYTES: string(maxBodyBytes)
+  MAX_BATCH_BODY_BYTES: string(maxBatchBodyBytes)
   NOTIFICATION_TIMEOUT_SECONDS: string(notificationTimeoutSeconds)
   CONSOLE_URL: consoleUrl
   APPLICATIONINSIGHTS_CONNECTION_STRING: monitoring.outputs.applicationInsightsConnectionString

@@ -94,6 +94,7 @@ locals {
     # Read only when AUTH_MODE is development (never in Azure); set so Azure matches the model.
     DEV_TENANT                            = "dev"
     MAX_BODY_BYTES                        = tostring(var.max_body_bytes)
+    MAX_BATCH_BODY_BYTES                  = tostring(var.max_batch_body_bytes)
     NOTIFICATION_TIMEOUT_SECONDS          = tostring(var.notification_timeout_seconds)
     CONSOLE_URL                           = var.console_url
     APPLICATIONINSIGHTS_CONNECTION_STRING = azurerm_application_insights.this.connection_string

@@ -116,6 +116,17 @@ variable "max_body_bytes" {
   }
 }
 
+variable "max_batch_body_bytes" {
+  description = "Largest body POST /api/batches accepts (up to 1,000 points), in bytes (MAX_BATCH_BODY_BYTES)."
+  type        = number
+  default     = 1048576
+
+  validation {
+    condition     = var.max_batch_body_bytes >= 1024 && var.max_batch_body_bytes <= 4194304
+    error_message = "max_batch_body_bytes must be between 1024 and 4194304."
+  }
+}
+
 # -------------------------------------------------------------------------------------------
 # Scheduler behaviour
 # -------------------------------------------------------------------------------------------
