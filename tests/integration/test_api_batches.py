@@ -164,3 +164,16 @@ def test_a_tenant_sees_only_its_own_batches(client: TestClient) -> None:
         headers=A,
     )
     assert client.get(f"/api/batches/{job.json()['job_id']}", headers=A).status_code == 404  # not a batch
+
+
+def test_a_batch_body_may_be_larger_than_other_bodies_but_not_unbounded(client: TestClient) -> None:
+    filler = "x" * 2000
+    runs = [{"learning_rate": 0.1, "epochs": 1, "market": "de", "note": "a longer note"} for _ in range(1000)]
+    body = {**grid(grid=None, runs=runs), "name": "b", "parameters": {}}
+    assert 32_768 < len(str(body)) < 1_048_576
+    assert client.post("/api/batches", json=body, headers=A).status_code == 201
+    huge = {**body, "runs": [{"epochs": 1, "market": "de", "note": filler}] * 600}
+    r = client.post("/api/batches", json=huge, headers=A)
+    assert r.status_code == 413 and r.headers["content-type"] == PROBLEM
+    big_job = {"template": "train-model", "name": "x" * 40_000, "parameters": {"market": "de"}}
+    assert client.post("/api/jobs/schedule", json=big_job, headers=A).status_code == 413
