@@ -46,6 +46,7 @@ from typing import Any, TypeVar
 
 from shared.adapters.row_schema import JOB_VERSION, known, upgraded
 from shared.adapters.table import MAX_BATCH, Row, Table, Value, Write
+from shared.domain.audit import masked
 from shared.domain.errors import AlreadyExists, ConcurrencyConflict, InvalidInput, NotFound
 from shared.domain.job import AuditEntry, Job, JobDefinition, JobStatus, JobSummary
 from shared.services.ports import JobQuery, Page, Watch
@@ -277,7 +278,10 @@ def _audit_write(entry: AuditEntry) -> Write:
 def _audit(row: Row) -> AuditEntry:
     d = dict(row.data)
     d["actor"] = json.loads(str(d["actor"]))
-    d["changes"] = json.loads(str(d["changes"]))
+    d["changes"] = [
+        {**c, "before": masked(c["field"], c.get("before")), "after": masked(c["field"], c.get("after"))}
+        for c in json.loads(str(d["changes"]))
+    ]  # (rows written before the audit trail masked notification URLs)
     return AuditEntry.model_validate(known(AuditEntry, d))
 
 

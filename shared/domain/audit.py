@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from shared.domain.job import Actor, AuditEntry, FieldChange, Job
 
@@ -27,6 +28,22 @@ def _audited(job: Job | None) -> dict[str, Any]:
     return _flatten(state, "", {})
 
 
+def masked(field: str, value: Any) -> Any:
+    """A notification destination as the audit trail keeps it: its URL cut to scheme and host (a
+    Teams or Slack webhook URL is a credential; one replaced since must not live on in the trail)."""
+    if not field.startswith("definition.notifications.") or not isinstance(value, list):
+        return value
+    return [
+        {**d, "url": _host_only(d["url"])} if isinstance(d, Mapping) and isinstance(d.get("url"), str) else d
+        for d in value
+    ]
+
+
+def _host_only(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}/…" if parts.netloc else "…"
+
+
 def _clip(value: Any) -> Any:
     if isinstance(value, str) and len(value) > _MAX_VALUE_CHARS:
         return value[:_MAX_VALUE_CHARS] + "…(truncated)"
@@ -36,7 +53,9 @@ def _clip(value: Any) -> Any:
 def changes(before: Job | None, after: Job) -> list[FieldChange]:
     old, new = _audited(before), _audited(after)
     return [
-        FieldChange(field=key, before=_clip(old.get(key)), after=_clip(new.get(key)))
+        FieldChange(
+            field=key, before=_clip(masked(key, old.get(key))), after=_clip(masked(key, new.get(key)))
+        )
         for key in sorted(old.keys() | new.keys())
         if old.get(key) != new.get(key)
     ]

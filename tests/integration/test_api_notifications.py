@@ -157,3 +157,15 @@ def test_a_run_shows_its_deliveries_but_never_their_urls(client: TestClient, ser
         }
     ]
     assert "secret" not in r.text.replace("secret_ref", "")
+
+
+def test_the_audit_trail_keeps_a_destinations_host_not_its_url(client: TestClient) -> None:
+    slack = {"kind": "slack", "url": "https://hooks.slack.com/services/T0/B0/secret-token"}
+    job = create(client, notifications={"on_failure": [slack]})
+    edited = body(
+        notifications={"on_failure": [{**slack, "url": "https://hooks.slack.com/services/T0/B0/new"}]}
+    )
+    assert client.put(f"/api/jobs/{job['job_id']}", json=edited, headers=A).status_code == 200
+    trail = client.get(f"/api/jobs/{job['job_id']}/audit", headers=A).text
+    assert "secret-token" not in trail and "/B0/new" not in trail
+    assert "https://hooks.slack.com/…" in trail
