@@ -30,6 +30,7 @@ MAX_PARALLEL = 100
 MAX_GRID_VALUES = MAX_POINTS
 CHUNK_CHARS = 30_000  # a row property holds 32K characters: points are stored in chunks below it
 MAX_POINT_CHARS = 4_000
+MAX_BATCH_CHARS = 2_000_000  # every point's values: at most ~70 chunks, stored in one transaction
 
 
 class ExecutionMode(StrEnum):

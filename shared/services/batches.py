@@ -29,7 +29,7 @@ from typing import TypeVar
 
 from pydantic import ValidationError
 
-from shared.domain.batch import MAX_POINT_CHARS, BatchSpec, chunked, task_parameters
+from shared.domain.batch import MAX_BATCH_CHARS, MAX_POINT_CHARS, BatchSpec, chunked, task_parameters
 from shared.domain.errors import ConcurrencyConflict, Conflict, InvalidInput, NotFound
 from shared.domain.ids import new_id
 from shared.domain.job import Actor, BatchInfo, Job, JobDefinition, JobStatus, Scalar, TemplateRef
@@ -154,9 +154,17 @@ def plan(spec: BatchSpec, template: Template | None) -> Plan:
         if spec.retry is not None:
             settings["retry"] = spec.retry.model_dump(mode="json")
         points = _task_points(spec, task_parameters(settings["task"]), errors)
+    total = 0
     for number, values in points:
-        if len(json.dumps(values)) > MAX_POINT_CHARS:
+        size = len(json.dumps(values, ensure_ascii=False))
+        total += size
+        if size > MAX_POINT_CHARS:
             errors.setdefault(f"runs.{number}", f"a point's values are at most {MAX_POINT_CHARS} characters")
+    if total > MAX_BATCH_CHARS:
+        errors.setdefault(
+            "runs" if spec.runs is not None else "grid",
+            f"the points' values total {total} characters; at most {MAX_BATCH_CHARS}",
+        )
     if errors:
         summary = "; ".join(f"{k}: {v}" for k, v in list(errors.items())[:5])
         raise InvalidInput(f"the batch has invalid values (nothing was created): {summary}", errors=errors)

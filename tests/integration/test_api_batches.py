@@ -177,3 +177,17 @@ def test_a_batch_body_may_be_larger_than_other_bodies_but_not_unbounded(client: 
     assert r.status_code == 413 and r.headers["content-type"] == PROBLEM
     big_job = {"template": "train-model", "name": "x" * 40_000, "parameters": {"market": "de"}}
     assert client.post("/api/jobs/schedule", json=big_job, headers=A).status_code == 413
+
+
+def test_a_batch_whose_values_would_not_fit_one_write_is_refused(
+    client: TestClient, services: Services
+) -> None:
+    long = "y" * 3500
+    body = {
+        "task": {**TASK, "parameters": {"lr": "{{params.lr}}", "n": "{{params.n}}"}},
+        "grid": {"lr": [f"{long}{i}" for i in range(10)], "n": list(range(100))},
+    }
+    before = all_rows(services)
+    r = client.post("/api/batches", json=body, headers=A)
+    assert r.status_code == 422 and "at most 2000000" in r.json()["errors"]["grid"]
+    assert all_rows(services) == before
