@@ -6,6 +6,8 @@ import { api, call, setTenant } from "./api/client";
 import { ErrorAlert } from "./components/ErrorAlert";
 import { StatusProvider } from "./components/Status";
 import { AnalyticsPage } from "./pages/AnalyticsPage";
+import { BatchesPage } from "./pages/BatchesPage";
+import { BatchPage } from "./pages/BatchPage";
 import { JobPage } from "./pages/JobPage";
 import { JobsPage } from "./pages/JobsPage";
 import { NewJobPage } from "./pages/NewJobPage";
@@ -75,6 +77,7 @@ export function App() {
           </NavLink>
           <NavLink to="/new">Schedule a job</NavLink>
           <NavLink to="/templates">Templates</NavLink>
+          <NavLink to="/batches">Batches</NavLink>
           <NavLink to="/queue">Queue</NavLink>
           <NavLink to="/pools">Pools</NavLink>
           <NavLink to="/analytics">Analytics</NavLink>
@@ -107,6 +110,8 @@ export function App() {
               <Route path="/jobs/:jobId/runs/:runId" element={<RunPage />} />
               <Route path="/templates" element={<TemplatesPage />} />
               <Route path="/templates/:name" element={<TemplatePage />} />
+              <Route path="/batches" element={<BatchesPage />} />
+              <Route path="/batches/:batchId" element={<BatchPage />} />
               <Route path="/queue" element={<QueuePage />} />
               <Route path="/pools" element={<PoolsPage />} />
               <Route path="/analytics" element={<AnalyticsPage />} />

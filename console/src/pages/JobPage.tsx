@@ -14,6 +14,7 @@ import { AuditList, RunsTable } from "../components/Runs";
 import { useAnnounce } from "../components/Status";
 import { type TemplateRef, valueText } from "../lib/templates";
 import { formatInstant } from "../lib/time";
+import { BATCH_TAG, batchPath } from "./BatchesPage";
 import { templatePath } from "./TemplatesPage";
 
 /** "Made from template train-model v2", linked, with the values it was made with. */
@@ -101,6 +102,12 @@ export function JobPage() {
       </p>
       {data.description && <p>{data.description}</p>}
       {data.template && <FromTemplate template={data.template} />}
+      {(data.tags ?? []).includes(BATCH_TAG) && (
+        <p className="note">
+          This job is a batch: <Link to={batchPath(data.job_id)}>follow it on its batch page</Link> (its points, their
+          progress, cancel and retry of the failed ones).
+        </p>
+      )}
       <JobActions job={data} />
       <div className="details-grid">
         <Policies job={data} />

@@ -1,7 +1,9 @@
 import { useQuery } from "@tanstack/react-query";
+import { type KeyboardEvent, useRef } from "react";
 import { Link, useNavigate, useParams, useSearchParams } from "react-router-dom";
 
 import { api, call } from "../api/client";
+import { BatchForm } from "../components/BatchForm";
 import { ErrorAlert } from "../components/ErrorAlert";
 import { taskInWords } from "../components/JobDetails";
 import { useRefresh } from "../components/JobActions";
@@ -12,6 +14,7 @@ import { TemplateJobForm } from "../components/TemplateJobForm";
 import { inWords } from "../lib/duration";
 import { needInWords, type Template, valueText } from "../lib/templates";
 import { formatInstant } from "../lib/time";
+import { batchPath } from "./BatchesPage";
 import { jobTypeLabel, templatePath } from "./TemplatesPage";
 
 function ParametersTable({ template }: { template: Template }) {
@@ -78,9 +81,64 @@ function TemplateFacts({ template: t }: { template: Template }) {
   );
 }
 
+type Tab = "job" | "batch";
+const TABS: { value: Tab; label: string }[] = [
+  { value: "job", label: "Create a job" },
+  { value: "batch", label: "Run a batch" },
+];
+
+/** "Create a job" or "Run a batch": tabs (arrow keys move between them), the choice kept in the URL (`?run=batch`). */
+function UseTabs({ tab, choose }: { tab: Tab; choose: (tab: Tab) => void }) {
+  const refs = useRef<(HTMLButtonElement | null)[]>([]);
+  const onKey = (event: KeyboardEvent, i: number) => {
+    const next = event.key === "ArrowRight" ? i + 1 : event.key === "ArrowLeft" ? i - 1 : event.key === "Home" ? 0 : event.key === "End" ? TABS.length - 1 : null;
+    if (next === null) return;
+    event.preventDefault();
+    const k = (next + TABS.length) % TABS.length;
+    const target = TABS[k];
+    if (!target) return;
+    choose(target.value);
+    refs.current[k]?.focus();
+  };
+  return (
+    <div role="tablist" aria-label="Use this template" className="tabs">
+      {TABS.map((t, i) => (
+        <button
+          key={t.value}
+          ref={(el) => {
+            refs.current[i] = el;
+          }}
+          type="button"
+          role="tab"
+          id={`tab-${t.value}`}
+          aria-selected={tab === t.value}
+          aria-controls={`panel-${t.value}`}
+          tabIndex={tab === t.value ? 0 : -1}
+          className={tab === t.value ? "tab tab-selected" : "tab"}
+          onClick={() => choose(t.value)}
+          onKeyDown={(e) => onKey(e, i)}
+        >
+          {t.label}
+        </button>
+      ))}
+    </div>
+  );
+}
+
 export function TemplatePage() {
   const { name = "" } = useParams();
-  const [search] = useSearchParams();
+  const [search, setSearch] = useSearchParams();
+  const tab: Tab = search.get("run") === "batch" ? "batch" : "job";
+  const chooseTab = (next: Tab) =>
+    setSearch(
+      (current) => {
+        const out = new URLSearchParams(current);
+        if (next === "batch") out.set("run", "batch");
+        else out.delete("run");
+        return out;
+      },
+      { replace: true },
+    );
   const asked = Number(search.get("version")) || undefined;
   const navigate = useNavigate();
   const announce = useAnnounce();
@@ -131,15 +189,30 @@ export function TemplatePage() {
           checkbox by <code>true</code> or <code>false</code>).
         </p>
       </section>
-      <TemplateJobForm
-        key={`${t.name}-${t.version}`}
-        template={t}
-        onCreated={(created) => {
-          announce(`Created job ${created.name} from template ${t.name} v${t.version}`);
-          void refresh();
-          navigate(`/jobs/${encodeURIComponent(created.jobId)}`);
-        }}
-      />
+      <UseTabs tab={tab} choose={chooseTab} />
+      <div role="tabpanel" id={`panel-${tab}`} aria-labelledby={`tab-${tab}`} className="tab-panel">
+        {tab === "job" ? (
+          <TemplateJobForm
+            key={`${t.name}-${t.version}`}
+            template={t}
+            onCreated={(created) => {
+              announce(`Created job ${created.name} from template ${t.name} v${t.version}`);
+              void refresh();
+              navigate(`/jobs/${encodeURIComponent(created.jobId)}`);
+            }}
+          />
+        ) : (
+          <BatchForm
+            key={`${t.name}-${t.version}`}
+            template={t}
+            onCreated={(created) => {
+              announce(`Started batch ${created.name} of ${created.size} ${created.size === 1 ? "point" : "points"} from template ${t.name} v${t.version}`);
+              void refresh();
+              navigate(batchPath(created.batchId));
+            }}
+          />
+        )}
+      </div>
       {!asked && <TemplateEditor template={t} />}
     </>
   );
