@@ -14,7 +14,7 @@ import { AuditList, RunsTable } from "../components/Runs";
 import { useAnnounce } from "../components/Status";
 import { type TemplateRef, valueText } from "../lib/templates";
 import { formatInstant } from "../lib/time";
-import { BATCH_TAG, batchPath } from "./BatchesPage";
+import { batchPath } from "./BatchesPage";
 import { templatePath } from "./TemplatesPage";
 
 /** "Made from template train-model v2", linked, with the values it was made with. */
@@ -102,7 +102,7 @@ export function JobPage() {
       </p>
       {data.description && <p>{data.description}</p>}
       {data.template && <FromTemplate template={data.template} />}
-      {(data.tags ?? []).includes(BATCH_TAG) && (
+      {data.batch && (
         <p className="note">
           This job is a batch: <Link to={batchPath(data.job_id)}>follow it on its batch page</Link> (its points, their
           progress, cancel and retry of the failed ones).
