@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         "causes lost/doubled",
         "notices (tries refused)",
         "notices wrong",
+        "batch points (wrong)",
         "s",
     ]
     print("| " + " | ".join(columns) + " |")
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             r.causes_lost_or_doubled,
             f"{r.notices} ({r.notice_tries_failed})",
             r.notices_wrong,
+            f"{r.batch_points} ({r.batch_wrong})",
             f"{time.monotonic() - started:.1f}",
         ]
         print("| " + " | ".join(str(c) for c in cells) + " |")
