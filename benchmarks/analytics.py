@@ -5,9 +5,10 @@
 Starts its own Azurite, creates `--jobs` jobs in one tenant (spread over the 16 shards as jobs
 are), and records `--runs` run ends over the last 7 days exactly as a run's ending write does
 (its `e~` row, with a tally: outcome, attempts, duration, queue wait, fire lag, drawn at random),
-then has the watchdog count them into the daily aggregates as it counts ends a crash left (99 to
-a transaction). Then starts the local stack (`python -m devstack`) on that Azurite and times the
-endpoint over real HTTP for each grouping, and counts the storage requests one call makes.
+then has the watchdog count them into the daily aggregates as it counts ends a crash left (98 to
+a transaction, with the day's two aggregates). Then starts the local stack (`python -m devstack`)
+on that Azurite and times the endpoint over real HTTP for each grouping, and counts the storage
+requests one call makes.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def seed(settings: Settings, jobs: int, runs: int, rng: random.Random) -> tuple[
         )
     table = services.tables.runs
     # The first `counted` ends go the way run ends go (an `e~` row each, counted by the watchdog's
-    # pass, 99 to a transaction): that measures counting. Azurite scans a partition for a range
+    # pass, 98 to a transaction): that measures counting. Azurite scans a partition for a range
     # query, so the rest are folded here with the same code and written as the aggregates counting
     # would have left: what a report reads is the same.
     counted = min(runs, 10_000)

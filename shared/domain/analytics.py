@@ -8,7 +8,8 @@ the sum of its jobs: a request reads aggregates, never the run history.
 The sketch is DDSketch's idea (Masson et al., VLDB 2019): a value x > 0 falls in bucket
 ceil(log_gamma(x)), and the bucket's estimate 2 gamma^i / (gamma + 1) is within `ACCURACY` of
 every value in it, so any percentile of a merged sketch is within 2% of the exact one (by rank).
-Buckets are sparse (a job whose runs take about the same time uses a handful).
+A sketch's buckets are packed into one integer, 32 bits each, so summing sketches is adding
+integers, at C speed.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-import operator
+import sys
+from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -28,86 +30,151 @@ if TYPE_CHECKING:
 ACCURACY = 0.02
 _GAMMA = (1 + ACCURACY) / (1 - ACCURACY)
 _LOG_GAMMA = math.log(_GAMMA)
-MAX_COUNTED = 99  # ends counted in one transaction (with their day's aggregate: Table Storage's 100)
+MAX_COUNTED = 98  # ends counted in one transaction (with their day's two aggregates: Table Storage's 100)
 _MIN_MS = 1.0  # values below 1 ms (and zero waits) go to the zero bucket
+BUCKET_BYTES = 4  # per bucket in a packed sketch: a sketch holds fewer than 2**32 values of 1 ms or more
+_BITS = 8 * BUCKET_BYTES
+_MOST = (1 << _BITS) - 1
+_TYPECODE = "I"  # an array of unsigned 32-bit integers
+assert array(_TYPECODE).itemsize == BUCKET_BYTES
 
 
-@dataclass
+def _checked(values: int) -> int:
+    """`values` (of 1 ms or more, in one sketch), if no bucket of 32 bits can overflow with them."""
+    if values > _MOST:
+        raise OverflowError(f"a sketch holds at most {_MOST} values of 1 ms or more, not {values}")
+    return values
+
+
+ZERO = -1  # the bucket of values below 1 ms (the others are ceil(log_gamma(ms)) >= 0)
+
+
+def bucket_value(bucket: int | None) -> float | None:
+    """What a bucket's values are reported as (ms): within ACCURACY of each of them."""
+    if bucket is None:
+        return None
+    return 0.0 if bucket == ZERO else 2 * _GAMMA**bucket / (_GAMMA + 1)
+
+
+@dataclass(eq=False, slots=True)
 class Sketch:
-    """Counts of values (in ms) in consecutive buckets `offset`, `offset + 1`, ...; `zero`: values
-    below 1 ms. Dense, so merging and ranking run at C speed (`map`, `accumulate`)."""
+    """Counts of values (in ms) in consecutive buckets `offset` .. `offset + size - 1`, packed in one
+    integer: bucket `offset + i`'s count is bits [32 i, 32 i + 32) of `packed`. `zero`: values below
+    1 ms; `count`: every value. Packed, a merge is one shift and one addition (at C speed, whatever
+    the number of buckets), not a pass over a list. 32 bits a bucket keep the integers small (a
+    report by job unpacks and adds thousands); no bucket can overflow while the values of 1 ms or
+    more number fewer than 2**32, which `_checked` makes sure of (an error, never a wrong figure)."""
 
-    counts: list[int] = field(default_factory=list)
+    packed: int = 0
     offset: int = 0
+    size: int = 0
     zero: int = 0
-
-    @property
-    def count(self) -> int:
-        return self.zero + sum(self.counts)
+    count: int = 0
 
     def add(self, ms: float) -> None:
+        self.count += 1
         if ms < _MIN_MS:
             self.zero += 1
             return
-        self._cover(i := math.ceil(math.log(ms) / _LOG_GAMMA), i)
-        self.counts[i - self.offset] += 1
-
-    def _cover(self, lo: int, hi: int) -> None:
-        """Make room for buckets lo..hi."""
-        if not self.counts:
-            self.offset, self.counts = lo, [0] * (hi - lo + 1)
+        _checked(self.count - self.zero)
+        i = math.ceil(math.log(ms) / _LOG_GAMMA)
+        if not self.size:
+            self.packed, self.offset, self.size = 1, i, 1
             return
-        if lo < self.offset:
-            self.counts[:0] = [0] * (self.offset - lo)
-            self.offset = lo
-        top = self.offset + len(self.counts) - 1
-        if hi > top:
-            self.counts.extend([0] * (hi - top))
+        if i < self.offset:
+            self.packed <<= _BITS * (self.offset - i)
+            self.size += self.offset - i
+            self.offset = i
+        self.size = max(self.size, i - self.offset + 1)
+        self.packed += 1 << (_BITS * (i - self.offset))
 
     def merge(self, other: Sketch) -> None:
+        _checked(self.count - self.zero + other.count - other.zero)
         self.zero += other.zero
-        if not other.counts:
+        self.count += other.count
+        if not other.size:
             return
-        if not self.counts:
-            self.offset, self.counts = other.offset, list(other.counts)
+        if not self.size:
+            self.packed, self.offset, self.size = other.packed, other.offset, other.size
             return
-        self._cover(other.offset, other.offset + len(other.counts) - 1)
-        at = other.offset - self.offset
-        end = at + len(other.counts)
-        self.counts[at:end] = map(operator.add, self.counts[at:end], other.counts)
+        lo = min(self.offset, other.offset)
+        top = max(self.offset + self.size, other.offset + other.size)
+        self.packed = (self.packed << _BITS * (self.offset - lo)) + (
+            other.packed << _BITS * (other.offset - lo)
+        )
+        self.offset, self.size = lo, top - lo
+
+    @property
+    def counts(self) -> list[int]:
+        """Bucket `offset + i`'s count at i."""
+        return array(_TYPECODE, self.packed.to_bytes(BUCKET_BYTES * self.size, sys.byteorder)).tolist()
+
+    def ranked(self, qs: Sequence[float]) -> list[int | None]:
+        """The buckets at ranks qs (0..1) (the "lower" percentile of the values): `ZERO` for values
+        below 1 ms, None when empty. `bucket_value` turns them into ms."""
+        total = self.count
+        if total == 0:
+            return [None for _ in qs]
+        buckets = memoryview(self.packed.to_bytes(BUCKET_BYTES * self.size, sys.byteorder)).cast("I")
+        cumulative = list(itertools.accumulate(buckets, initial=self.zero))  # [0]: the zero bucket
+        last = self.size - 1
+        out: list[int | None] = []
+        for q in qs:
+            rank = q * (total - 1)
+            if rank < self.zero:
+                out.append(ZERO)
+            else:
+                out.append(self.offset + min(bisect.bisect_right(cumulative, rank, 1) - 1, last))
+        return out
 
     def quantiles(self, qs: Sequence[float]) -> list[float | None]:
         """The values at ranks qs (0..1) in ms, each within ACCURACY of the exact one (the "lower"
         percentile of the values); None when empty."""
-        total = self.count
-        if total == 0:
-            return [None for _ in qs]
-        cumulative = list(itertools.accumulate(self.counts, initial=self.zero))[1:]
-        out: list[float | None] = []
-        for q in qs:
-            rank = q * (total - 1)
-            if rank < self.zero:
-                out.append(0.0)
+        return [bucket_value(b) for b in self.ranked(qs)]
+
+    @classmethod
+    def summed(cls, sketches: Iterable[Sketch]) -> Sketch:
+        """A new sketch, the sum of `sketches`: one shifted addition each."""
+        packed = offset = size = zero = count = 0
+        for s in sketches:
+            zero += s.zero
+            count += s.count
+            if not s.size:
                 continue
-            k = min(bisect.bisect_right(cumulative, rank), len(cumulative) - 1)
-            out.append(2 * _GAMMA ** (self.offset + k) / (_GAMMA + 1))
-        return out
+            if not size:
+                packed, offset, size = s.packed, s.offset, s.size
+                continue
+            if s.offset >= offset:
+                packed += s.packed << _BITS * (s.offset - offset)
+            else:
+                packed = (packed << _BITS * (offset - s.offset)) + s.packed
+                size += offset - s.offset
+                offset = s.offset
+            size = max(size, s.offset + s.size - offset)
+        _checked(count - zero)
+        return cls(packed, offset, size, zero, count)
 
     def quantile(self, q: float) -> float | None:
         return self.quantiles([q])[0]
 
     def dump(self) -> list[Any]:
+        """[zero, offset, counts]: stored rows of schema version 1 hold sketches so."""
         return [self.zero, self.offset, self.counts]
 
     @classmethod
     def load(cls, raw: list[Any]) -> Sketch:
-        return cls(raw[2], raw[1], raw[0])
+        zero, offset, counts = int(raw[0]), int(raw[1]), raw[2]
+        packed = int.from_bytes(array(_TYPECODE, counts).tobytes(), sys.byteorder)
+        return cls(packed, offset, len(counts), zero, zero + _checked(sum(counts)))
 
 
+# What a report shows of each sketch: p50 and p95 of duration and queue wait, p95 of fire lag.
+# Stored aggregates carry them (shared/adapters/analytics_table.py): change these, change its VERSION.
+PERCENTILES = (("duration", (0.5, 0.95)), ("queue_wait", (0.5, 0.95)), ("fire_lag", (0.95,)))
 _COUNTS = ("runs", "succeeded", "failed", "timed_out", "cancelled", "skipped", "retried", "deadline_missed")
 
 
-@dataclass
+@dataclass(slots=True)
 class Aggregate:
     """What the runs of one job that ended on one day add up to (or of many jobs and days, merged)."""
 
@@ -124,8 +191,10 @@ class Aggregate:
     duration: Sketch = field(default_factory=Sketch)  # first start to end, runs that started
     queue_wait: Sketch = field(default_factory=Sketch)  # time QUEUED for a slot, runs that started
     fire_lag: Sketch = field(default_factory=Sketch)  # due to first launch, runs that started
+    known: tuple[int | None, ...] | None = field(default=None, repr=False, compare=False)  # ranked()
 
     def add(self, tally: Tally) -> None:
+        self.known = None
         self.runs += 1
         setattr(self, tally.outcome, getattr(self, tally.outcome) + 1)
         self.retried += tally.attempts > 1
@@ -136,13 +205,48 @@ class Aggregate:
                 getattr(self, name).add(value)
 
     def merge(self, other: Aggregate) -> None:
-        for name in _COUNTS:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.runs += other.runs
+        self.succeeded += other.succeeded
+        self.failed += other.failed
+        self.timed_out += other.timed_out
+        self.cancelled += other.cancelled
+        self.skipped += other.skipped
+        self.retried += other.retried
+        self.deadline_missed += other.deadline_missed
         self.duration.merge(other.duration)
         self.queue_wait.merge(other.queue_wait)
         self.fire_lag.merge(other.fire_lag)
         self.job_type = self.job_type or other.job_type
         self.job_name = self.job_name or other.job_name
+        self.known = None
+
+    @classmethod
+    def summed(cls, aggs: Sequence[Aggregate]) -> Aggregate:
+        """A new aggregate, the sum of `aggs` (job type and name: the first given)."""
+        out = cls(
+            next((a.job_type for a in aggs if a.job_type), ""),
+            next((a.job_name for a in aggs if a.job_name), ""),
+            duration=Sketch.summed([a.duration for a in aggs]),
+            queue_wait=Sketch.summed([a.queue_wait for a in aggs]),
+            fire_lag=Sketch.summed([a.fire_lag for a in aggs]),
+        )
+        for a in aggs:
+            out.runs += a.runs
+            out.succeeded += a.succeeded
+            out.failed += a.failed
+            out.timed_out += a.timed_out
+            out.cancelled += a.cancelled
+            out.skipped += a.skipped
+            out.retried += a.retried
+            out.deadline_missed += a.deadline_missed
+        return out
+
+    def ranked(self) -> tuple[int | None, ...]:
+        """The buckets of the percentiles a report shows (`PERCENTILES`), worked out once: an
+        aggregate read from storage brings them (a report by job shows every job's every day)."""
+        if self.known is None:
+            self.known = tuple(b for name, qs in PERCENTILES for b in getattr(self, name).ranked(qs))
+        return self.known
 
     @property
     def decided(self) -> int:
@@ -280,36 +384,33 @@ class Group:
     total: Aggregate = field(default_factory=Aggregate)
     days: dict[date, Aggregate] = field(default_factory=dict)
 
-    def add(self, day: date, agg: Aggregate) -> None:
-        """Take `agg` (which this group then owns) into its day."""
-        mine = self.days.get(day)
-        if mine is None:
-            self.days[day] = agg
-        else:
-            mine.merge(agg)
 
-    def totalled(self) -> Group:
-        for agg in self.days.values():
-            self.total.merge(agg)
-        return self
+def _days(aggs: dict[date, list[Aggregate]]) -> dict[date, Aggregate]:
+    return {day: parts[0] if len(parts) == 1 else Aggregate.summed(parts) for day, parts in aggs.items()}
 
 
 def grouped(rows: Iterable[tuple[str, date, str, Aggregate]], group_by: str) -> tuple[list[Group], Group]:
     """The window's rows (tenant, day, job id, aggregate: each used once) by `group_by` (job_type,
-    job, tenant), most runs first, and everything merged. Each aggregate is merged once into its
-    group's day; a group's total is the sum of its days, and everything the sum of the groups."""
-    groups: dict[str, Group] = {}
+    job, tenant), most runs first, and everything summed. A group's day is the sum of its
+    aggregates, its total the sum of its days; everything's days are the sums of the groups' days,
+    its total the sum of its days. Sums are taken at once (`Aggregate.summed`), not pairwise."""
+    parts: dict[str, tuple[str, dict[date, list[Aggregate]]]] = {}
     for tenant, day, job_id, agg in rows:
-        key = {"job_type": agg.job_type, "tenant": tenant}.get(group_by, job_id)
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = Group(key, tenant if group_by == "job" else None)
-        group.add(day, agg)
-    everything = Group("all")
-    for group in groups.values():
-        group.totalled()
-        everything.total.merge(group.total)
-        for day, agg in group.days.items():
-            everything.days.setdefault(day, Aggregate()).merge(agg)
-    ordered = sorted(groups.values(), key=lambda g: (-g.total.runs, g.key))
-    return ordered, everything
+        key = agg.job_type if group_by == "job_type" else tenant if group_by == "tenant" else job_id
+        held = parts.get(key)
+        if held is None:
+            held = parts[key] = (tenant, {})
+        held[1].setdefault(day, []).append(agg)
+    groups = []
+    everywhere: dict[date, list[Aggregate]] = {}
+    for key, (tenant, aggs) in parts.items():
+        days = _days(aggs)
+        groups.append(
+            Group(key, tenant if group_by == "job" else None, Aggregate.summed(list(days.values())), days)
+        )
+        for day, agg in days.items():
+            everywhere.setdefault(day, []).append(agg)
+    days = _days(everywhere)
+    everything = Group("all", None, Aggregate.summed(list(days.values())), days)
+    groups.sort(key=lambda g: (-g.total.runs, g.key))
+    return groups, everything

@@ -193,3 +193,31 @@ def test_windows_and_groupings_are_checked() -> None:
     with pytest.raises(InvalidInput):
         w.s.analytics_service.report(["team-a"], timedelta(days=7), "pool")
     assert w.s.analytics_service.report(["team-a"], timedelta(days=90), "tenant")[2] == []
+
+
+def test_the_most_ends_one_count_takes_fit_one_transaction(table_factory: TableFactory) -> None:
+    """`MAX_COUNTED` ends, their day's two aggregates and the ends' deletes: one transaction (at
+    most 100 writes); then the day reads back as counted, whichever row version it was."""
+    from datetime import date
+
+    from shared.adapters.analytics_table import AnalyticsTable, tally_write
+    from shared.domain.analytics import MAX_COUNTED, Tally
+
+    table = table_factory("analytics")
+    table.create()
+    day = date(2026, 6, 1)
+    tallies = [
+        Tally("team-a", f"j{i % 3}", f"m-{i:04d}~0", f"job {i % 3}", "pipeline", day, "succeeded", 1, False,
+              1000.0 + i, 0.0, 250.0)
+        for i in range(MAX_COUNTED + 1)
+    ]  # fmt: skip
+    for start in range(0, len(tallies), 50):
+        table.write("s00", [tally_write(t) for t in tallies[start : start + 50]])
+    analytics = AnalyticsTable(table, 1)
+    assert analytics.count("s00", tallies[:MAX_COUNTED]) and analytics.count("s00", tallies[MAX_COUNTED:])
+    assert analytics.pending("s00") == []
+    by_job = list(analytics.window(["team-a"], day, day))
+    assert sorted(key for _, _, key, _ in by_job) == ["j0", "j1", "j2"]
+    assert sum(agg.runs for *_, agg in by_job) == MAX_COUNTED + 1
+    [(_, _, kind, by_type)] = list(analytics.window(["team-a"], day, day, by_job=False))
+    assert kind == "pipeline" and by_type.runs == by_type.duration.count == MAX_COUNTED + 1
