@@ -349,7 +349,7 @@ class AnalyticsRepository(Protocol):
     """What runs' ends add up to, by tenant, day and job (shared/adapters/analytics_table.py)."""
 
     def count(self, shard: str, tallies: Sequence[Tally]) -> bool:
-        """Add ends (one tenant and day, at most 99) to their day and drop their pending rows, at once
+        """Add ends (one tenant and day, at most 98) to their day and drop their pending rows, at once
         (False: one was counted already; ConcurrencyConflict: the day moved; nothing written)."""
         ...
 
