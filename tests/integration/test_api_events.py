@@ -57,6 +57,8 @@ def test_a_webhook_call_answers_202_with_its_run_and_once_per_key(client: TestCl
         "files": None,
         "idempotency_key": "order-42",
         "payload": {"model": "churn", "full": "true", "n": "3"},
+        "point": None,
+        "values": None,
     }
     again = trigger(client, job["job_id"], "order-42", {"model": "churn", "full": True, "n": 3})
     assert again.status_code == 202 and again.json()["run_id"] == run["run_id"]
