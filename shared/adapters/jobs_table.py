@@ -276,7 +276,7 @@ def _audit_write(entry: AuditEntry) -> Write:
 
 
 def _audit(row: Row) -> AuditEntry:
-    d = dict(row.data)
+    d: dict[str, Any] = dict(row.data)
     d["actor"] = json.loads(str(d["actor"]))
     d["changes"] = [
         {**c, "before": masked(c["field"], c.get("before")), "after": masked(c["field"], c.get("after"))}
