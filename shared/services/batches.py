@@ -36,8 +36,6 @@ from shared.domain.job import Actor, BatchInfo, Job, JobDefinition, JobStatus, S
 from shared.domain.run import (
     BatchProgress,
     Cause,
-    Intent,
-    IntentKind,
     Run,
     RunState,
     Trigger,
@@ -549,26 +547,12 @@ def check(ctx: RunContext, parent: Run, etag: str, now: datetime) -> None:
 def cancel(ctx: RunContext, parent: Run, reason: str) -> Run:
     """Cancel a round: CANCELLING first (nothing more starts), then its active points' runs, then
     CANCELLED."""
-    from shared.services.stopping import stop
+    from shared.services.stopping import stop_children
 
     now = ctx.clock.now()
-
-    def stopping() -> tuple[Run, str]:
-        current, etag = ctx.run_repository.get(parent.shard, parent.tenant, parent.job_id, parent.run_key)
-        if current.state.is_terminal or current.state is RunState.CANCELLING:
-            return current, etag
-        intent = Intent(
-            kind=IntentKind.STOP, attempt=current.attempt, due_at=now, message_id=f"{current.id}.stop"
-        )
-        marked = current.moved(RunState.CANCELLING, now, reason=reason).model_copy(update={"intent": intent})
-        return ctx.write(current, etag, marked, now)
-
-    current, _ = _until_saved(stopping, f"batch round {parent.id}")
+    current = stop_children(ctx, parent, reason, now, TRIES)
     if current.state.is_terminal:
         return current
-    for child, _ in ctx.run_repository.children(parent.shard, parent.tenant, parent.job_id, parent.run_key):
-        if not child.state.is_terminal:
-            stop(ctx, child, reason)
 
     def finish() -> Run:
         current, etag = ctx.run_repository.get(parent.shard, parent.tenant, parent.job_id, parent.run_key)

@@ -37,7 +37,7 @@ from shared.domain.errors import (
 )
 from shared.domain.job import Job, PipelineTask, RetryPolicy, Task
 from shared.domain.pipeline import PipelineResult, StepState, Verdict, result, verdict
-from shared.domain.run import Intent, IntentKind, RepairRecord, Run, RunState, StepRecord, step_state_of
+from shared.domain.run import RepairRecord, Run, RunState, StepRecord, step_state_of
 from shared.services.conflicts import until_saved
 from shared.services.messages import launch_intent
 from shared.services.run_context import Outcome, RunContext
@@ -336,26 +336,12 @@ def downstream(graph: Mapping[str, Sequence[str]], keys: set[str]) -> set[str]:
 
 def cancel(ctx: RunContext, parent: Run, reason: str) -> Run:
     """Cancel a pipeline run: CANCELLING first, then its active steps' runs, then CANCELLED."""
-    from shared.services.stopping import stop
+    from shared.services.stopping import stop_children
 
     now = ctx.clock.now()
-
-    def stopping() -> tuple[Run, str]:
-        current, etag = ctx.run_repository.get(parent.shard, parent.tenant, parent.job_id, parent.run_key)
-        if current.state.is_terminal or current.state is RunState.CANCELLING:
-            return current, etag
-        intent = Intent(
-            kind=IntentKind.STOP, attempt=current.attempt, due_at=now, message_id=f"{current.id}.stop"
-        )
-        marked = current.moved(RunState.CANCELLING, now, reason=reason).model_copy(update={"intent": intent})
-        return ctx.write(current, etag, marked, now)
-
-    current, _ = until_saved(stopping, f"run {parent.id}")
+    current = stop_children(ctx, parent, reason, now)
     if current.state.is_terminal:
         return current
-    for child, _ in ctx.run_repository.children(parent.shard, parent.tenant, parent.job_id, parent.run_key):
-        if not child.state.is_terminal:
-            stop(ctx, child, reason)
 
     def finish() -> Run:
         current, etag = ctx.run_repository.get(parent.shard, parent.tenant, parent.job_id, parent.run_key)

@@ -109,3 +109,28 @@ def _databricks_run(run: Run) -> int | None:
 def _run_of(outcome: Outcome) -> Run:
     assert outcome.run is not None
     return outcome.run
+
+
+def stop_children(ctx: RunContext, parent: Run, reason: str, now: datetime, tries: int = 5) -> Run:
+    """The first half of cancelling a pipeline run or a batch round: CANCELLING recorded (with a stop
+    intent, so the watchdog finishes a cancel a crash interrupted) before anything is cancelled, then
+    every active child run stopped (in Databricks too). The parent as it now is: terminal if it had
+    ended already (then nothing was stopped)."""
+
+    def stopping() -> tuple[Run, str]:
+        current, etag = ctx.run_repository.get(parent.shard, parent.tenant, parent.job_id, parent.run_key)
+        if current.state.is_terminal or current.state is RunState.CANCELLING:
+            return current, etag
+        intent = Intent(
+            kind=IntentKind.STOP, attempt=current.attempt, due_at=now, message_id=f"{current.id}.stop"
+        )
+        marked = current.moved(RunState.CANCELLING, now, reason=reason).model_copy(update={"intent": intent})
+        return ctx.write(current, etag, marked, now)
+
+    current, _ = until_saved(stopping, f"run {parent.id}", tries)
+    if current.state.is_terminal:
+        return current
+    for child, _ in ctx.run_repository.children(parent.shard, parent.tenant, parent.job_id, parent.run_key):
+        if not child.state.is_terminal:
+            stop(ctx, child, reason)
+    return current
