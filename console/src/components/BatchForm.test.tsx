@@ -1,69 +1,30 @@
-import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
-import { cleanup, render, screen, waitFor, within } from "@testing-library/react";
+import { cleanup, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { MemoryRouter, Route, Routes } from "react-router-dom";
+import { Route } from "react-router-dom";
 import { afterEach, describe, expect, it, vi } from "vitest";
 
 import { TemplatePage } from "../pages/TemplatePage";
-import type { Template } from "../lib/templates";
-import { StatusProvider } from "./Status";
+import { renderAt as renderRoutes } from "../test/render";
+import { json, PARAMS, stubApi, template } from "../test/templates";
 
-const json = (status: number, body: unknown, type = "application/json") =>
-  new Response(JSON.stringify(body), { status, headers: { "Content-Type": type } });
-const ACTOR = { id: "dev", name: "Dev" };
-const TEMPLATE = {
-  name: "train-model",
+// train-model with a choice, a float and an int, and a task that does not use them
+const TEMPLATE = template({
   description: "",
-  job_type: "model_training",
   task: { kind: "databricks_job", job_id: 123, parameters: {} },
-  parameters: [
-    { name: "market", type: "enum", options: ["de", "fr", "uk"], required: true, description: "", default: null },
-    { name: "learning_rate", type: "float", default: 0.001, required: false, description: "" },
-    { name: "epochs", type: "int", default: 10, required: false, description: "" },
-  ],
-  overlap: "skip",
-  misfire: "fire_once",
-  priority: "normal",
-  pool: "default",
-  slots: 1,
-  tenant: "default",
-  version: 2,
-  created_at: "2026-01-01T00:00:00Z",
-  created_by: ACTOR,
-  updated_at: "2026-01-02T00:00:00Z",
-  updated_by: ACTOR,
-} as unknown as Template;
+  parameters: PARAMS.slice(0, 3),
+});
 
-function stub(answer: (body: Record<string, unknown>) => Response) {
-  const bodies: Record<string, unknown>[] = [];
-  vi.stubGlobal("fetch", async (request: Request) => {
-    const path = new URL(request.url).pathname;
-    if (path === "/api/templates/train-model") return json(200, TEMPLATE);
-    if (path === "/api/batches") {
-      const body = (await request.json()) as Record<string, unknown>;
-      bodies.push(body);
-      return answer(body);
-    }
-    return json(404, { detail: path });
-  });
-  return bodies;
-}
+const stub = (answer: (body: Record<string, unknown>) => Response) =>
+  stubApi({ "/api/templates/train-model": TEMPLATE }, "/api/batches", answer);
 
-function renderAt(path: string) {
-  const client = new QueryClient({ defaultOptions: { queries: { retry: false } } });
-  return render(
-    <QueryClientProvider client={client}>
-      <MemoryRouter initialEntries={[path]}>
-        <StatusProvider>
-          <Routes>
-            <Route path="/templates/:name" element={<TemplatePage />} />
-            <Route path="/batches/:batchId" element={<p>batch page</p>} />
-          </Routes>
-        </StatusProvider>
-      </MemoryRouter>
-    </QueryClientProvider>,
+const renderAt = (path: string) =>
+  renderRoutes(
+    path,
+    <>
+      <Route path="/templates/:name" element={<TemplatePage />} />
+      <Route path="/batches/:batchId" element={<p>batch page</p>} />
+    </>,
   );
-}
 
 afterEach(() => {
   cleanup();

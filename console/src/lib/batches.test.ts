@@ -19,23 +19,9 @@ import {
   splitColumns,
   sweepValues,
 } from "./batches";
+import { PARAMS, param } from "../test/templates";
 import type { Template, TemplateParameter } from "./templates";
 
-const param = (over: Partial<TemplateParameter> & Pick<TemplateParameter, "name" | "type">): TemplateParameter => ({
-  description: "",
-  required: false,
-  default: null,
-  options: null,
-  ...over,
-});
-
-const PARAMS: TemplateParameter[] = [
-  param({ name: "market", type: "enum", options: ["de", "fr", "uk"], required: true }),
-  param({ name: "learning_rate", type: "float", default: 0.001 }),
-  param({ name: "epochs", type: "int", default: 10 }),
-  param({ name: "full_refresh", type: "bool", default: false }),
-  param({ name: "note", type: "string" }),
-];
 const TEMPLATE = { name: "train-model", version: 3, parameters: PARAMS } as unknown as Template;
 const SETTINGS: BatchSettings = { name: "", mode: "parallel", maxParallel: "4" };
 const byName = (name: string) => PARAMS.find((p) => p.name === name) as TemplateParameter;

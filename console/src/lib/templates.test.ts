@@ -9,26 +9,10 @@ import {
   parameterValues,
   specOf,
   type Template,
-  type TemplateParameter,
   templateFieldErrors,
   typeInWords,
 } from "./templates";
-
-const param = (over: Partial<TemplateParameter> & Pick<TemplateParameter, "name" | "type">): TemplateParameter => ({
-  description: "",
-  required: false,
-  default: null,
-  options: null,
-  ...over,
-});
-
-const PARAMS: TemplateParameter[] = [
-  param({ name: "market", type: "enum", options: ["de", "fr", "uk"], required: true }),
-  param({ name: "learning_rate", type: "float", default: 0.001 }),
-  param({ name: "epochs", type: "int", default: 10 }),
-  param({ name: "full_refresh", type: "bool", default: false }),
-  param({ name: "note", type: "string" }),
-];
+import { PARAMS, param } from "../test/templates";
 
 describe("a parameter's input", () => {
   it("follows its type", () => {

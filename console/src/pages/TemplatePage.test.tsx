@@ -1,77 +1,33 @@
-import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
-import { cleanup, render, screen, waitFor, within } from "@testing-library/react";
+import { cleanup, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
-import { MemoryRouter, Route, Routes } from "react-router-dom";
+import { Route } from "react-router-dom";
 import { afterEach, describe, expect, it, vi } from "vitest";
 
-import { StatusProvider } from "../components/Status";
-import type { Template } from "../lib/templates";
+import { renderAt as renderRoutes } from "../test/render";
+import { json, stubApi, TEMPLATE } from "../test/templates";
 import { TemplatePage } from "./TemplatePage";
 import { TemplatesPage } from "./TemplatesPage";
 
-const json = (status: number, body: unknown, type = "application/json") =>
-  new Response(JSON.stringify(body), { status, headers: { "Content-Type": type } });
-const ACTOR = { id: "dev", name: "Dev" };
-const TEMPLATE = {
-  name: "train-model",
-  description: "Train a churn model for one market",
-  job_type: "model_training",
-  task: { kind: "databricks_job", job_id: 123, parameters: { market: "{{params.market}}", epochs: "{{params.epochs}}" } },
-  parameters: [
-    { name: "market", type: "enum", options: ["de", "fr", "uk"], required: true, description: "Which market", default: null },
-    { name: "learning_rate", type: "float", default: 0.001, required: false, description: "" },
-    { name: "epochs", type: "int", default: 10, required: false, description: "" },
-    { name: "full_refresh", type: "bool", default: false, required: false, description: "" },
-    { name: "note", type: "string", required: false, description: "", default: null },
-  ],
-  overlap: "skip",
-  misfire: "fire_once",
-  catch_up_window: "PT1H",
-  priority: "normal",
-  pool: "default",
-  slots: 1,
-  record_skipped_while_paused: false,
-  tenant: "default",
-  version: 2,
-  created_at: "2026-01-01T00:00:00Z",
-  created_by: ACTOR,
-  updated_at: "2026-01-02T00:00:00Z",
-  updated_by: ACTOR,
-} as unknown as Template;
-
-function stub(schedule: (body: Record<string, unknown>) => Response) {
-  const bodies: Record<string, unknown>[] = [];
-  vi.stubGlobal("fetch", async (request: Request) => {
-    const path = new URL(request.url).pathname;
-    if (path === "/api/templates") return json(200, { items: [TEMPLATE] });
-    if (path === "/api/templates/train-model") return json(200, TEMPLATE);
-    if (path === "/api/schedules/preview") return json(200, { timezone: "UTC", fire_times: [] });
-    if (path === "/api/jobs/schedule") {
-      const body = (await request.json()) as Record<string, unknown>;
-      bodies.push(body);
-      return schedule(body);
-    }
-    return json(404, { detail: path });
-  });
-  return bodies;
-}
-
-function renderAt(path: string) {
-  const client = new QueryClient({ defaultOptions: { queries: { retry: false } } });
-  return render(
-    <QueryClientProvider client={client}>
-      <MemoryRouter initialEntries={[path]}>
-        <StatusProvider>
-          <Routes>
-            <Route path="/templates" element={<TemplatesPage />} />
-            <Route path="/templates/:name" element={<TemplatePage />} />
-            <Route path="/jobs/:jobId" element={<p>job page</p>} />
-          </Routes>
-        </StatusProvider>
-      </MemoryRouter>
-    </QueryClientProvider>,
+const stub = (schedule: (body: Record<string, unknown>) => Response) =>
+  stubApi(
+    {
+      "/api/templates": { items: [TEMPLATE] },
+      "/api/templates/train-model": TEMPLATE,
+      "/api/schedules/preview": { timezone: "UTC", fire_times: [] },
+    },
+    "/api/jobs/schedule",
+    schedule,
   );
-}
+
+const renderAt = (path: string) =>
+  renderRoutes(
+    path,
+    <>
+      <Route path="/templates" element={<TemplatesPage />} />
+      <Route path="/templates/:name" element={<TemplatePage />} />
+      <Route path="/jobs/:jobId" element={<p>job page</p>} />
+    </>,
+  );
 
 afterEach(() => {
   cleanup();

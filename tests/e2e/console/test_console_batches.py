@@ -16,45 +16,19 @@ from typing import Any
 import pytest
 
 from tests.e2e.console.conftest import SCRIPTS, Stack, axe_violations, horizontal_overflow, unique
+from tests.e2e.console.helpers import create_template, described_by, expect, fact
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite, pytest.mark.timeout(150)]
 
 
-def expect(target: Any) -> Any:
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(target)
-
-
-def described_by(page: Any, field: Any) -> Any:
-    """The first element a field's `aria-describedby` names (its error, when it has one)."""
-    described = field.get_attribute("aria-describedby")
-    assert described, "a field error must be tied to its field"
-    return page.locator(f'[id="{described.split()[0]}"]')
-
-
-def fact(scope: Any, term: str) -> Any:
-    """The `<dd>` of a `<dt>` that says exactly `term`."""
-    dt = scope.locator("dt").filter(has_text=re.compile(f"^{re.escape(term)}$"))
-    return dt.locator("xpath=following-sibling::dd[1]")
-
-
 def make_template(stack: Stack, name: str, script: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
-    body = {
-        "name": name,
-        "description": "A sweep in the emulator",
-        "job_type": "model_training",
-        "task": {
-            "kind": "databricks_run",
-            "python_file": str(stack.scripts / script),
-            "existing_cluster_id": "local-cluster",
-            "parameters": [f"--{p['name']}={{{{params.{p['name']}}}}}" for p in parameters],
-        },
-        "parameters": parameters,
+    task = {
+        "kind": "databricks_run",
+        "python_file": str(stack.scripts / script),
+        "existing_cluster_id": "local-cluster",
+        "parameters": [f"--{p['name']}={{{{params.{p['name']}}}}}" for p in parameters],
     }
-    r = stack.http.post("/api/templates", json=body)
-    assert r.status_code == 201, r.text
-    return dict(r.json())
+    return create_template(stack, name, "A sweep in the emulator", task, parameters)
 
 
 SWEEP = [

@@ -17,56 +17,37 @@ from typing import Any
 import pytest
 
 from tests.e2e.console.conftest import Stack, axe_violations, horizontal_overflow, unique
+from tests.e2e.console.helpers import create_template, described_by, expect, fact
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite, pytest.mark.timeout(120)]
 
 
-def expect(target: Any) -> Any:
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(target)
-
-
-def described_by(page: Any, field: Any) -> Any:
-    """The first element a field's `aria-describedby` names (its error, when it has one)."""
-    described = field.get_attribute("aria-describedby")
-    assert described, "a field error must be tied to its field"
-    return page.locator(f'[id="{described.split()[0]}"]')
-
-
-def fact(scope: Any, term: str) -> Any:
-    """The `<dd>` of a `<dt>` that says exactly `term`."""
-    dt = scope.locator("dt").filter(has_text=re.compile(f"^{re.escape(term)}$"))
-    return dt.locator("xpath=following-sibling::dd[1]")
-
-
 def make_template(stack: Stack, name: str) -> dict[str, Any]:
-    body = {
-        "name": name,
-        "description": "Train a churn model for one market",
-        "job_type": "model_training",
-        "task": {
-            "kind": "databricks_job",
-            "job_id": 123,
-            "parameters": {
-                "market": "{{params.market}}",
-                "lr": "{{params.learning_rate}}",
-                "epochs": "{{params.epochs}}",
-                "full": "{{params.full_refresh}}",
-            },
+    task = {
+        "kind": "databricks_job",
+        "job_id": 123,
+        "parameters": {
+            "market": "{{params.market}}",
+            "lr": "{{params.learning_rate}}",
+            "epochs": "{{params.epochs}}",
+            "full": "{{params.full_refresh}}",
         },
-        "parameters": [
-            {"name": "market", "type": "enum", "options": ["de", "fr", "uk"], "required": True},
-            {"name": "learning_rate", "type": "float", "default": 0.001},
-            {"name": "epochs", "type": "int", "default": 10, "description": "Passes over the data"},
-            {"name": "full_refresh", "type": "bool", "default": False},
-        ],
-        "retry": {"max_attempts": 3, "initial_delay": "PT5M"},
-        "tags": ["churn"],
     }
-    r = stack.http.post("/api/templates", json=body)
-    assert r.status_code == 201, r.text
-    return dict(r.json())
+    parameters = [
+        {"name": "market", "type": "enum", "options": ["de", "fr", "uk"], "required": True},
+        {"name": "learning_rate", "type": "float", "default": 0.001},
+        {"name": "epochs", "type": "int", "default": 10, "description": "Passes over the data"},
+        {"name": "full_refresh", "type": "bool", "default": False},
+    ]
+    return create_template(
+        stack,
+        name,
+        "Train a churn model for one market",
+        task,
+        parameters,
+        retry={"max_attempts": 3, "initial_delay": "PT5M"},
+        tags=["churn"],
+    )
 
 
 def test_a_job_is_made_from_a_template_through_its_generated_form(page: Any, console_stack: Stack) -> None:
