@@ -204,22 +204,6 @@ class Aggregate:
             if value is not None:
                 getattr(self, name).add(value)
 
-    def merge(self, other: Aggregate) -> None:
-        self.runs += other.runs
-        self.succeeded += other.succeeded
-        self.failed += other.failed
-        self.timed_out += other.timed_out
-        self.cancelled += other.cancelled
-        self.skipped += other.skipped
-        self.retried += other.retried
-        self.deadline_missed += other.deadline_missed
-        self.duration.merge(other.duration)
-        self.queue_wait.merge(other.queue_wait)
-        self.fire_lag.merge(other.fire_lag)
-        self.job_type = self.job_type or other.job_type
-        self.job_name = self.job_name or other.job_name
-        self.known = None
-
     @classmethod
     def summed(cls, aggs: Sequence[Aggregate]) -> Aggregate:
         """A new aggregate, the sum of `aggs` (job type and name: the first given)."""

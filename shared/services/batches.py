@@ -416,12 +416,9 @@ def _child(parent: Run, point: int, values: Mapping[str, Scalar], now: datetime)
 
 
 def _send(ctx: RunContext, run: Run) -> None:
-    try:
-        ctx.send(run)
-    except Exception as err:  # recorded with the run: the watchdog sends it
-        log.warning(
-            "could not send a batch launch; the watchdog will: %s", err, extra={"run_key": run.run_key}
-        )
+    from shared.services.endings import send_recorded
+
+    send_recorded(ctx, run)
 
 
 def _advance(ctx: RunContext, before: Run, etag: str, after: Run, now: datetime) -> Run:
@@ -450,15 +447,8 @@ def _advance(ctx: RunContext, before: Run, etag: str, after: Run, now: datetime)
             )
             after = after.moved(state, now, reason=why)
         saved, etag = ctx.write(before, etag, after, now, children)
-        for child in children:
-            _send(ctx, child)
-        if saved.state.is_terminal:
-            metrics.runs_finished.add(
-                1, {"state": saved.state.value, "job_id": saved.job_id, "tenant": saved.tenant}
-            )
-            endings.after_end(ctx, saved, now, redo=False)
-            return saved
-        if len(positions) < PER_WRITE:
+        endings.after_parent_write(ctx, saved, children, now)
+        if saved.state.is_terminal or len(positions) < PER_WRITE:
             return saved
         before = after = saved
 

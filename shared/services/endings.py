@@ -8,6 +8,7 @@ buffered run) is idempotent: a handler that finds the run already ended runs it 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 
 from shared.adapters.databricks import RunStatus
@@ -200,3 +201,26 @@ def cancel_quietly(ctx: RunContext, databricks_run_id: int, why: str) -> None:
         cancel_in_databricks(ctx, databricks_run_id)
     except ExternalError as err:
         log.warning("could not cancel databricks run %s (%s): %s", databricks_run_id, why, err.detail)
+
+
+def send_recorded(ctx: RunContext, run: Run) -> None:
+    """Send the launch `run` records; a failed send is the watchdog's to repeat (the run has its
+    intent and its watch hint), so it never fails the handler."""
+    try:
+        ctx.send(run)
+    except ExternalError as err:
+        log.warning(
+            "could not send a launch; the watchdog will: %s", err.detail, extra={"run_key": run.run_key}
+        )
+
+
+def after_parent_write(ctx: RunContext, saved: Run, children: Sequence[Run], now: datetime) -> None:
+    """What follows a write of a pipeline run or a batch round: the launches of the children it
+    started, and, if the write ended it, what follows an end."""
+    for child in children:
+        send_recorded(ctx, child)
+    if saved.state.is_terminal:
+        metrics.runs_finished.add(
+            1, {"state": saved.state.value, "job_id": saved.job_id, "tenant": saved.tenant}
+        )
+        after_end(ctx, saved, now, redo=False)

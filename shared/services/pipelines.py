@@ -31,7 +31,6 @@ from shared.domain.errors import (
     AlreadyExists,
     ConcurrencyConflict,
     Conflict,
-    ExternalError,
     InvalidInput,
     NotFound,
 )
@@ -41,7 +40,6 @@ from shared.domain.run import RepairRecord, Run, RunState, StepRecord, step_stat
 from shared.services.conflicts import until_saved
 from shared.services.messages import launch_intent
 from shared.services.run_context import Outcome, RunContext
-from shared.telemetry import metrics
 
 log = logging.getLogger(__name__)
 _RESULT = re.compile(r"\{\{\s*steps\.([A-Za-z0-9][A-Za-z0-9_-]*)\.result\s*\}\}")
@@ -165,27 +163,10 @@ def _save(ctx: RunContext, before: Run, etag: str, planned: Run, start: list[str
     saved, _ = ctx.write(before, etag, planned, now, children[:FIRST_WRITE])
     for child in children[FIRST_WRITE:]:
         ctx.run_repository.add(child)  # a crash before this: `check` inserts what is missing
-    for child in children:
-        _send(ctx, child)
-    if saved.state.is_terminal:
-        from shared.services import endings
+    from shared.services import endings
 
-        metrics.runs_finished.add(
-            1, {"state": saved.state.value, "job_id": saved.job_id, "tenant": saved.tenant}
-        )
-        endings.after_end(ctx, saved, now, redo=False)
+    endings.after_parent_write(ctx, saved, children, now)
     return saved
-
-
-def _send(ctx: RunContext, run: Run) -> None:
-    try:
-        ctx.send(run)
-    except ExternalError as err:  # the launch is recorded on the step's run: the watchdog sends it
-        log.warning(
-            "could not send a step's launch; the watchdog will: %s",
-            err.detail,
-            extra={"run_key": run.run_key},
-        )
 
 
 def start(ctx: RunContext, run: Run, etag: str, job: Job, now: datetime) -> Outcome:
@@ -267,7 +248,9 @@ def check(ctx: RunContext, parent: Run, etag: str, now: datetime) -> None:
     for child in missing:
         stored, new = ctx.run_repository.add(ctx.watched(child, now))
         if new:
-            _send(ctx, stored)
+            from shared.services.endings import send_recorded
+
+            send_recorded(ctx, stored)
             log.warning("inserted a missing step run", extra={"run_key": child.run_key})
     pipeline = pipeline_of(ctx.job(parent.tenant, parent.job_id))
     if parent.state is RunState.CANCELLING or pipeline is None:

@@ -11,7 +11,7 @@ import pytest
 
 from shared.adapters.databricks import LaunchRequest, Phase
 from shared.domain.batch import BatchSpec
-from shared.domain.errors import Conflict, InvalidInput
+from shared.domain.errors import Conflict, ExternalError, InvalidInput
 from shared.domain.job import Job
 from shared.domain.pool import PoolSpec
 from shared.domain.run import FailureKind, Run, RunState
@@ -240,7 +240,7 @@ def test_lost_sends_of_point_launches_are_sent_by_the_watchdog(
     def flaky(run: Run, *args: Any, **kwargs: Any) -> Any:
         if run.parent is not None and run.run_key not in lost:
             lost.append(run.run_key)
-            raise RuntimeError("service bus unreachable")
+            raise ExternalError("service bus unreachable", retryable=True)
         return real(run, *args, **kwargs)
 
     monkeypatch.setattr(w.s.run_context, "send", flaky)
