@@ -1,4 +1,4 @@
-"""What the template and batch console tests share: Playwright's `expect`, a field's error and a
+"""What the console tests share: Playwright's `expect`, a field's error and a
 `<dt>`'s value on the page, and a template made through the API."""
 
 from __future__ import annotations

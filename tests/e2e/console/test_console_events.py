@@ -19,29 +19,11 @@ from typing import Any
 import pytest
 
 from tests.e2e.console.conftest import Stack, axe_violations, horizontal_overflow, unique
+from tests.e2e.console.helpers import described_by, expect, fact
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite, pytest.mark.timeout(180)]
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
-
-
-def expect(target: Any) -> Any:
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(target)
-
-
-def described_by(page: Any, field: Any) -> Any:
-    """The first element a field's `aria-describedby` names (its error, when it has one)."""
-    described = field.get_attribute("aria-describedby")
-    assert described, "a field error must be tied to its field"
-    return page.locator(f'[id="{described.split()[0]}"]')
-
-
-def fact(scope: Any, term: str) -> Any:
-    """The `<dd>` of a `<dt>` that says exactly `term`."""
-    dt = scope.locator("dt").filter(has_text=re.compile(f"^{re.escape(term)}$"))
-    return dt.locator("xpath=following-sibling::dd[1]")
 
 
 def wait_for_run(stack: Stack, job_id: str, seconds: float = 30) -> dict[str, Any]:

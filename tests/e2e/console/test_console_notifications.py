@@ -18,24 +18,12 @@ from typing import Any
 import pytest
 
 from tests.e2e.console.conftest import Stack, axe_violations, horizontal_overflow, unique
+from tests.e2e.console.helpers import described_by, expect
 from tests.receiver import Received, Receiver, receiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite, pytest.mark.timeout(180)]
 
 HOST = "127.0.0.1"  # the receiver's, as the console names a destination
-
-
-def expect(target: Any) -> Any:
-    from playwright.sync_api import expect as playwright_expect
-
-    return playwright_expect(target)
-
-
-def described_by(page: Any, field: Any) -> Any:
-    """The first element a field's `aria-describedby` names (its error, when it has one)."""
-    described = field.get_attribute("aria-describedby")
-    assert described, "a field error must be tied to its field"
-    return page.locator(f'[id="{described.split()[0]}"]')
 
 
 def wait_for_post(r: Receiver, path: str, event: str, seconds: float = 60) -> Received:
