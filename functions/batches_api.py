@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Response
+from fastapi import APIRouter, Body, Depends, Header, Response
 from fastapi import Path as PathParam
 
 from functions.api_context import ACTS_IN_TENANT, BY_ID, CHANGES_STATE, READS_BODY, Ctx
@@ -14,6 +14,7 @@ from shared.api.bodies import strict_json
 from shared.api.schemas import BatchOut
 from shared.domain.batch import BatchSpec
 from shared.domain.errors import InvalidInput
+from shared.services.batches import Plan
 
 router = APIRouter()
 BatchId = Annotated[str, PathParam(max_length=64, description="The batch id returned by create.")]
@@ -47,28 +48,60 @@ BATCH_EXAMPLES = {
     tags=["batches"],
     responses={
         201: {"headers": {"Location": openapi.header("The batch: `/api/batches/{batch_id}`.")}},
-        **openapi.errors(*READS_BODY, *ACTS_IN_TENANT),
+        200: {
+            "description": "An earlier request with this Idempotency-Key made the batch: it, as it is now.",
+            "model": BatchOut,
+            "headers": {
+                "Location": openapi.header("The batch: `/api/batches/{batch_id}`."),
+                "Idempotent-Replayed": openapi.header("`true`: nothing new was made."),
+            },
+        },
+        **openapi.errors(
+            *READS_BODY,
+            *ACTS_IN_TENANT,
+            409,
+            notes={409: "The Idempotency-Key came before with a different body."},
+        ),
     },
 )
 def create_batch(
     body: Annotated[BatchSpec, Body(openapi_examples=BATCH_EXAMPLES)],
     ctx: Ctx,
-    _strict: StrictSpec,
     response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=255,
+            pattern=r"^[\x21-\x7e][\x20-\x7e]*$",
+            description="Names the request: sent again (a retry after a lost answer), it answers with the "
+            "batch the first one made, making nothing new.",
+        ),
+    ] = None,
+    _strict: StrictSpec = None,
 ) -> BatchOut:
     """Submit a batch: every point is checked first (a 422 names each wrong value, `runs.<i>.<name>`,
     `grid.<name>.<j>` or `parameters.<name>`, and nothing is created), then its runs start,
     `max_parallel` at a time (`sequential`: one), through the job's pool like any run."""
     tenant = ctx.tenant()
     service = ctx.services.batches
-    planned = service.plan(tenant, body)
-    pool = planned.definition.pool
-    if not ctx.services.pool_service.exists(pool):
-        raise InvalidInput(
-            f"no pool named {pool!r}: create it with PUT /api/pools/{pool}", errors={"pool": "unknown pool"}
-        )
-    job, _ = service.create(tenant, ctx.caller.actor, body, planned)
+
+    def planned() -> Plan:
+        plan = service.plan(tenant, body)
+        pool = plan.definition.pool
+        if not ctx.services.pool_service.exists(pool):
+            raise InvalidInput(
+                f"no pool named {pool!r}: create it with PUT /api/pools/{pool}",
+                errors={"pool": "unknown pool"},
+            )
+        return plan
+
+    job, replayed = service.create(tenant, ctx.caller.actor, body, planned, idempotency_key)
     response.headers["Location"] = f"/api/batches/{job.id}"
+    if replayed:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
     return BatchOut.of(service.view(job))
 
 

@@ -23,6 +23,7 @@ Row keys in a tenant partition:
     ~i{sort code}~{sort key}{job id}           index rows, e.g. ~in+~6e69676874...!01J...
     ~a~{job id}~{999999999 - revision}         audit rows, newest first
     ~d~{upstream job id}~{job id}              the job waits for the upstream job (an `after` trigger)
+    ~k~{hash of an Idempotency-Key}            a batch request answered: its job, its body's hash
 
 and, in partition `~watch`, one row per file arrival trigger, `{container}~{tenant}~{job id}~{index}`:
 the event handler's index (an event for a container nobody watches costs one range query);
@@ -231,6 +232,7 @@ def _index_rows(job: Job) -> dict[str, dict[str, Value]]:
 
 
 _DEPENDS = "~d~"
+_MARKERS = "~k~"  # ~k~{name}: a request already answered (a batch's Idempotency-Key), and its job
 _WATCH = "~watch"  # partition: `{container}~{tenant}~{job id}~{trigger index}`
 
 
@@ -305,19 +307,29 @@ class JobsTable:
             return row.pk
         return None
 
-    def add(self, job: Job, audit: AuditEntry) -> None:
-        """Insert a new job with its index rows and its first audit row, atomically."""
+    def add(self, job: Job, audit: AuditEntry, marker: tuple[str, Mapping[str, str]] | None = None) -> None:
+        """Insert a new job with its index rows and its first audit row (and `marker`), atomically."""
         self.table.write(_TENANTS, [Write("upsert", job.tenant)])  # first: so no tenant goes unlisted
         self._watch(None, job)
         writes = [Write("insert", job.id, job_props(job))]
         writes += [Write("upsert", rk, props) for rk, props in _index_rows(job).items()]
         writes.append(_audit_write(audit))
+        if marker is not None:
+            writes.append(Write("insert", f"{_MARKERS}{marker[0]}", {**marker[1], "job_id": job.id}))
         try:
             self.table.write(job.tenant, writes)
         except AlreadyExists:
+            if marker is not None and (self.marker(job.tenant, marker[0]) or {}).get("job_id") != job.id:
+                raise AlreadyExists(f"marker {marker[0]} names another job") from None
             # A new id is never taken: this is our own write, retried after its answer was lost,
             # and the transaction wrote all of it.
             log.info("a job insert had landed before its retry", extra={"job_id": job.id})
+
+    def marker(self, tenant: str, name: str) -> dict[str, str] | None:
+        try:
+            return {k: str(v) for k, v in self.table.get(tenant, f"{_MARKERS}{name}").data.items()}
+        except NotFound:
+            return None
 
     def dependents(self, tenant: str, job_id: str) -> list[str]:
         """The jobs whose `after` triggers name `job_id` (one range query)."""

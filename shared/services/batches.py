@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
@@ -30,7 +31,7 @@ from typing import TypeVar
 from pydantic import ValidationError
 
 from shared.domain.batch import MAX_BATCH_CHARS, MAX_POINT_CHARS, BatchSpec, chunked, task_parameters
-from shared.domain.errors import ConcurrencyConflict, Conflict, InvalidInput, NotFound
+from shared.domain.errors import AlreadyExists, ConcurrencyConflict, Conflict, InvalidInput, NotFound
 from shared.domain.ids import new_id
 from shared.domain.job import Actor, BatchInfo, Job, JobDefinition, JobStatus, Scalar, TemplateRef
 from shared.domain.run import (
@@ -252,11 +253,25 @@ class Batches:
         return plan(spec, template)
 
     def create(
-        self, tenant: str, actor: Actor, spec: BatchSpec, planned: Plan | None = None
-    ) -> tuple[Job, Run]:
-        """The batch's job and its first round, launched (see the module's docstring)."""
+        self,
+        tenant: str,
+        actor: Actor,
+        spec: BatchSpec,
+        planner: Callable[[], Plan] | None = None,
+        key: str | None = None,
+    ) -> tuple[Job, bool]:
+        """The batch's job, its first round launched (see the module's docstring), and whether an
+        earlier request with the Idempotency-Key `key` made it (then nothing new is made; the same
+        key with another body: Conflict)."""
         ctx = self.ctx
-        planned = planned or self.plan(tenant, spec)
+        marker = None
+        if key is not None:
+            name = hashlib.sha256(key.encode()).hexdigest()[:32]
+            marker = (name, {"body": hashlib.sha256(spec.model_dump_json().encode()).hexdigest()})
+            earlier = self._earlier(tenant, key, marker)
+            if earlier is not None:
+                return earlier, True
+        planned = planner() if planner is not None else self.plan(tenant, spec)
         now = ctx.clock.now()
         job_id = new_id(now)
         shard = ctx.due_index.new_shard(job_id)
@@ -278,11 +293,32 @@ class Batches:
         info = BatchInfo(
             size=len(planned.points), execution_mode=spec.execution_mode.value, max_parallel=spec.parallelism
         )
-        job = self.jobs.create(tenant, actor, planned.definition, planned.template, job_id=job_id, batch=info)
+        try:
+            job = self.jobs.create(
+                tenant, actor, planned.definition, planned.template, job_id=job_id, batch=info, marker=marker
+            )
+        except AlreadyExists:  # a concurrent request with the key won: this round never launches a job
+            assert key is not None and marker is not None
+            earlier = self._earlier(tenant, key, marker)
+            if earlier is None:
+                raise
+            return earlier, True
         _send(ctx, first)
         metrics.events.add(1, {"outcome": "batch"})
         log.info("batch created", extra={"tenant": tenant, "job_id": job_id, "points": info.size})
-        return job, first
+        return job, False
+
+    def _earlier(self, tenant: str, key: str, marker: tuple[str, Mapping[str, str]]) -> Job | None:
+        """The batch an earlier request with this key made, or None; Conflict for another body."""
+        seen = self.jobs.repository.marker(tenant, marker[0])
+        if seen is None:
+            return None
+        if seen.get("body") != marker[1]["body"]:
+            raise Conflict(
+                f"Idempotency-Key {key!r} was used before with another body",
+                errors={"Idempotency-Key": "used with another body"},
+            )
+        return self.jobs.get(tenant, seen["job_id"])
 
     # -- retry-failed --------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ instead of overwriting someone else's edit.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from shared.domain.audit import audit_entry
@@ -67,6 +67,7 @@ class JobService:
         *,
         job_id: str | None = None,
         batch: BatchInfo | None = None,
+        marker: tuple[str, Mapping[str, str]] | None = None,
     ) -> Job:
         now = self.clock.now()
         job_id = job_id or new_id(now)
@@ -86,7 +87,7 @@ class JobService:
         entry = self.due_index.entry(job)
         if entry is not None:
             self.due_index.put(entry)  # first: a crash after it leaves a stale row, never a missing one
-        self.repository.add(job, audit_entry("create", None, job, actor, now))
+        self.repository.add(job, audit_entry("create", None, job, actor, now), marker)
         log.info("job created", extra={"tenant": tenant, "job_id": job.id})
         return job
 

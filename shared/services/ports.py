@@ -131,8 +131,13 @@ class JobRepository(Protocol):
         """The tenant that owns `job_id` (a cross-partition lookup: for admins only)."""
         ...
 
-    def add(self, job: Job, audit: AuditEntry) -> None:
-        """Insert a new job and its first audit entry, atomically."""
+    def add(self, job: Job, audit: AuditEntry, marker: tuple[str, Mapping[str, str]] | None = None) -> None:
+        """Insert a new job and its first audit entry (and `marker`: a name, unique in the tenant, and
+        what it records), atomically; AlreadyExists if the marker names another job."""
+        ...
+
+    def marker(self, tenant: str, name: str) -> dict[str, str] | None:
+        """What a marker `add` inserted records, or None."""
         ...
 
     def save(self, before: Job, etag: str, after: Job, audit: AuditEntry | None) -> None:

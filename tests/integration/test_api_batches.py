@@ -191,3 +191,46 @@ def test_a_batch_whose_values_would_not_fit_one_write_is_refused(
     r = client.post("/api/batches", json=body, headers=A)
     assert r.status_code == 422 and "at most 2000000" in r.json()["errors"]["grid"]
     assert all_rows(services) == before
+
+
+def test_an_idempotency_key_makes_one_batch_however_often_it_is_sent(
+    client: TestClient, services: Services
+) -> None:
+    key = {**A, "Idempotency-Key": "sweep-2026-12-06"}
+    first = client.post("/api/batches", json=grid(), headers=key)
+    assert first.status_code == 201 and "Idempotent-Replayed" not in first.headers
+    rows = all_rows(services)
+    again = client.post("/api/batches", json=grid(), headers=key)
+    assert again.status_code == 200 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["batch_id"] == first.json()["batch_id"]
+    assert again.headers["Location"] == first.headers["Location"]
+    assert all_rows(services) == rows  # nothing new
+    other = client.post("/api/batches", json=grid(max_parallel=3), headers=key)
+    assert other.status_code == 409 and other.json()["errors"] == {
+        "Idempotency-Key": "used with another body"
+    }
+    assert (
+        client.post(
+            "/api/batches", json=grid(), headers={**B, "Idempotency-Key": "sweep-2026-12-06"}
+        ).status_code
+        == 422
+    )  # B has no template: keys are per tenant
+    assert len(client.get("/api/jobs", params={"tag": "batch"}, headers=A).json()["items"]) == 1
+
+
+def test_concurrent_requests_with_one_key_make_one_batch(client: TestClient) -> None:
+    import threading
+
+    answers: list[Any] = []
+
+    def send() -> None:
+        answers.append(client.post("/api/batches", json=grid(), headers={**A, "Idempotency-Key": "race"}))
+
+    threads = [threading.Thread(target=send) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.status_code for r in answers) == [200, 200, 200, 201]
+    assert len({r.json()["batch_id"] for r in answers}) == 1
+    assert len(client.get("/api/jobs", params={"tag": "batch"}, headers=A).json()["items"]) == 1

@@ -57,7 +57,7 @@ def world(table_factory: TableFactory, **fake: Any) -> tuple[World, Sweep]:
     return w, dbx
 
 
-def create(w: World, **spec: Any) -> tuple[Job, Run]:
+def create(w: World, **spec: Any) -> tuple[Job, bool]:
     body = {"task": TASK, "grid": {"lr": ["0.1", "0.01", "0.001"], "depth": ["4", "8"]}, **spec}
     return w.s.batches.create("team-a", ALICE, BatchSpec.model_validate(body))
 
@@ -248,3 +248,25 @@ def test_lost_sends_of_point_launches_are_sent_by_the_watchdog(
     settle(w, hours=3)
     view = w.s.batches.get("team-a", job.id)
     assert len(lost) == 6 and view.rounds[0].state is RunState.SUCCEEDED and len(dbx.runs) == 6
+
+
+def test_a_request_that_lost_the_race_for_its_key_answers_with_the_winner_and_launches_nothing(
+    table_factory: TableFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w, dbx = world(table_factory)
+    real = batches.Batches._earlier
+    looks: list[int] = []
+
+    def late(self: batches.Batches, tenant: str, key: str, marker: Any) -> Job | None:
+        looks.append(1)  # the first two look before either has written: both go on to create
+        return None if len(looks) <= 2 else real(self, tenant, key, marker)
+
+    monkeypatch.setattr(batches.Batches, "_earlier", late)
+    spec = BatchSpec.model_validate({"task": TASK, "grid": {"lr": ["1", "2"], "depth": ["3"]}})
+    first, replayed_first = w.s.batches.create("team-a", ALICE, spec, key="k")
+    second, replayed_second = w.s.batches.create("team-a", ALICE, spec, key="k")
+    assert (second.id, replayed_first, replayed_second) == (first.id, False, True)
+    settle(w)  # the loser's round was written: the watchdog launches it, and it finds no job
+    rounds = [r for r in w.s.tables.runs.query(None) if r.rk.startswith("r~")]
+    assert len(rounds) == 2 and len(dbx.runs) == 2
+    assert w.s.batches.get("team-a", first.id).rounds[0].state is RunState.SUCCEEDED

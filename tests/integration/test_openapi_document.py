@@ -62,7 +62,7 @@ ERRORS: dict[tuple[str, str], set[int]] = {
     ("get", "/api/templates"): IDENTITY | STORAGE,
     ("get", "/api/templates/{name}"): BY_ID,
     ("put", "/api/templates/{name}"): BODY | BY_ID | {409, 412},
-    ("post", "/api/batches"): BODY | IDENTITY | STORAGE,
+    ("post", "/api/batches"): BODY | IDENTITY | STORAGE | {409},
     ("get", "/api/batches/{batch_id}"): BY_ID,
     ("post", "/api/batches/{batch_id}/cancel"): BY_ID | {409},
     ("post", "/api/batches/{batch_id}/retry-failed"): BY_ID | {409},
