@@ -112,4 +112,28 @@ describe("Run a batch", () => {
     expect((await within(form).findByRole("alert")).textContent).toContain("The grid has 1,100 points");
     expect(bodies).toEqual([]);
   });
+
+  it("sends the same batch again under the same Idempotency-Key, so a retry starts nothing twice", async () => {
+    const user = userEvent.setup();
+    const keys: (string | null)[] = [];
+    vi.stubGlobal("fetch", async (request: Request) => {
+      const path = new URL(request.url).pathname;
+      if (path === "/api/templates/train-model") return json(200, TEMPLATE);
+      if (path !== "/api/batches") return json(404, { detail: path });
+      keys.push(request.headers.get("Idempotency-Key"));
+      return keys.length === 1
+        ? json(503, { title: "Service unavailable", detail: "storage is busy" }, "application/problem+json")
+        : json(201, { batch_id: "b1", name: "train-model", size: 1 });
+    });
+    renderAt("/templates/train-model?run=batch");
+    const form = await screen.findByRole("form", { name: "Run a batch" });
+    await user.selectOptions(within(form).getByLabelText("market value"), "de");
+    await user.click(within(form).getByRole("button", { name: "Run batch" }));
+    await screen.findByText(/storage is busy/);
+    await user.click(within(form).getByRole("button", { name: "Run batch" }));
+    await screen.findByText("batch page");
+    expect(keys).toHaveLength(2);
+    expect(keys[0]).toMatch(/^[0-9a-f-]{36}$/);
+    expect(keys[1]).toBe(keys[0]);
+  });
 });

@@ -251,6 +251,9 @@ export function BatchForm({ template, onCreated }: { template: Template; onCreat
   const [grid, setGrid] = useState<GridDraft>(() => initialGrid(parameters));
   const [settings, setSettings] = useState<BatchSettings>({ name: "", mode: "parallel", maxParallel: "10" });
   const [errors, setErrors] = useState<FieldErrors>({});
+  // One Idempotency-Key per body sent: sending the same batch again (after a lost answer, a double
+  // click) answers with the batch already made instead of starting the sweep twice.
+  const keys = useRef(new Map<string, string>());
   const [failure, setFailure] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const formRef = useRef<HTMLFormElement>(null);
@@ -280,9 +283,14 @@ export function BatchForm({ template, onCreated }: { template: Template; onCreat
     const local = checkGrid(parameters, grid, settings);
     if (Object.keys(local).length > 0) return show(local);
     const body: BatchBody = batchBody(template, grid, settings);
+    const sent = JSON.stringify(body);
+    const key = keys.current.get(sent) ?? crypto.randomUUID();
+    keys.current.set(sent, key);
     setBusy(true);
     try {
-      const created = await call(api.POST("/api/batches", { body: body as never }));
+      const created = await call(
+        api.POST("/api/batches", { body: body as never, params: { header: { "Idempotency-Key": key } } }),
+      );
       setErrors({});
       setFailure(null);
       onCreated({ batchId: created.batch_id, name: created.name, size: created.size });
