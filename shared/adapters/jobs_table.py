@@ -155,6 +155,7 @@ def _summary_props(s: JobSummary) -> dict[str, Value]:
     if "schedule" in data:
         data["schedule"] = json.dumps(data["schedule"], separators=(",", ":"))
     data["tags"] = json.dumps(data["tags"], separators=(",", ":"))
+    data["triggers"] = json.dumps(data["triggers"], separators=(",", ":"))
     data.update({tag_property(tag): True for tag in s.tags})
     return data
 
@@ -164,6 +165,7 @@ def _summary(row: Row, hot: Mapping[str, Value] | None = None) -> JobSummary:
     if data.get("schedule"):
         data["schedule"] = json.loads(str(data["schedule"]))
     data["tags"] = json.loads(str(data["tags"]))
+    data["triggers"] = json.loads(str(data.get("triggers") or "[]"))  # (rows from before: none)
     data.update({k: v for k, v in (hot or {}).items() if k in _HOT})
     return JobSummary.model_validate(known(JobSummary, data))
 

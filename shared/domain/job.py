@@ -586,6 +586,13 @@ class Job(BaseModel):
         )
 
 
+class TriggerKind(BaseModel):
+    """A trigger as a job list shows it: its kind."""
+
+    model_config = ConfigDict(frozen=True)
+    kind: Literal["after", "file_arrival", "webhook"]
+
+
 class JobSummary(BaseModel):
     """What a job list shows: enough to scan, sort and filter; the full job is one GET away."""
 
@@ -597,6 +604,8 @@ class JobSummary(BaseModel):
     job_type: JobType
     description: str = ""
     schedule: ScheduleSpec | None = None
+    triggers: list[TriggerKind] = Field(default_factory=list, description="What else starts it, by kind.")
+    batch: bool = Field(False, description="A batch's job (GET /api/batches/{job_id}).")
     status: JobStatus
     priority: Priority
     tags: list[str]
@@ -617,6 +626,8 @@ class JobSummary(BaseModel):
             job_type=d.job_type,
             description=d.description,
             schedule=d.schedule,
+            triggers=[TriggerKind(kind=t.kind) for t in d.triggers],
+            batch=job.batch is not None,
             status=job.status,
             priority=d.priority,
             tags=d.tags,

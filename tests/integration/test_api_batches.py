@@ -215,7 +215,8 @@ def test_an_idempotency_key_makes_one_batch_however_often_it_is_sent(
         ).status_code
         == 422
     )  # B has no template: keys are per tenant
-    assert len(client.get("/api/jobs", params={"tag": "batch"}, headers=A).json()["items"]) == 1
+    listed = client.get("/api/jobs", params={"tag": "batch"}, headers=A).json()["items"]
+    assert len(listed) == 1 and listed[0]["batch"] is True and listed[0]["triggers"] == []
 
 
 def test_concurrent_requests_with_one_key_make_one_batch(client: TestClient) -> None:

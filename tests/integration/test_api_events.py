@@ -44,6 +44,9 @@ def trigger(
 def test_a_webhook_call_answers_202_with_its_run_and_once_per_key(client: TestClient) -> None:
     job = create(client, **WEBHOOK)
     assert job["message"] == "Job 'nightly-churn-training' created; it runs when its triggers fire"
+    listed = client.get("/api/jobs", headers=A).json()["items"]
+    summary = [(j["schedule"], j["triggers"], j["batch"]) for j in listed]
+    assert summary == [(None, [{"kind": "webhook"}], False)]
     r = trigger(client, job["job_id"], "order-42", {"model": "churn", "full": True, "n": 3})
     assert r.status_code == 202, r.text
     run = r.json()

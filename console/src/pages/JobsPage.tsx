@@ -180,7 +180,7 @@ export function JobsPage() {
                     <span className="name">{job.name}</span>
                   </td>
                   <td className="wide">{JOB_TYPES.find((t) => t.value === job.job_type)?.label ?? job.job_type}</td>
-                  <td>{scheduleInWords(job.schedule)}</td>
+                  <td>{job.batch ? "A batch: runs its points" : scheduleInWords(job.schedule, job.triggers ?? [])}</td>
                   <td>
                     <span className={`badge badge-${job.status}`}>{job.status}</span>
                   </td>

@@ -129,6 +129,9 @@ def test_a_webhook_is_called_from_the_job_page_and_its_run_says_why(page: Any, c
     s = console_stack
     job = s.create(unique("score"), schedule=None, triggers=[{"kind": "webhook"}])
     job_id = job["job_id"]
+    page.goto("/console/")  # the list says what starts a job without a schedule
+    row = page.locator("tr", has_text=job["name"])
+    expect(row).to_contain_text("No schedule: runs when called (webhook)")
     page.goto(f"/console/jobs/{job_id}")
     triggers = page.get_by_role("region", name="Triggers")
     url = f"{s.base}/api/jobs/{job_id}/trigger"
