@@ -19,9 +19,9 @@ from shared.domain.analytics import Tally, tally_of
 from shared.domain.clock import Clock
 from shared.domain.errors import ConcurrencyConflict, NotFound
 from shared.domain.job import Job
-from shared.domain.notifications import Notice, new_notices, notifies
+from shared.domain.notifications import Notice, NoticeEvent, NoticeState, new_notices, notifies
 from shared.domain.policies import WatchPolicy, watch_at
-from shared.domain.run import Intent, Run
+from shared.domain.run import ACTIVE, Intent, Run
 from shared.services.messages import Queues, message_for, notice_message
 from shared.services.ports import AnalyticsRepository, DueIndex, JobRepository, PoolRepository, RunRepository
 from shared.telemetry import metrics
@@ -122,6 +122,8 @@ class RunContext:
         notices = self._owed(before, after, now, job)
         if notices:
             after = after.model_copy(update={"notices": [*after.notices, *notices]})
+        if after.state not in ACTIVE and before.state in ACTIVE:
+            after = _warnings_not_needed(after)
         saved = self.watched(after, now)
         tally = None
         if ends:
@@ -194,3 +196,21 @@ class RunContext:
     def recent_enough(self, run: Run, now: datetime) -> bool:
         """Whether a redo may still use the first send's id (see `RunSettings.redo_window`)."""
         return now - run.updated_at <= self.settings.redo_window
+
+
+def _warnings_not_needed(run: Run) -> Run:
+    """A run that stopped running owes no duration warning not yet due: marked `not_needed` in the
+    write that ends it, so the run keeps no watch hint for it (its message, sent for the due time,
+    then finds it settled)."""
+    if not any(n.event is NoticeEvent.DURATION_WARNING and n.pending and not n.tries for n in run.notices):
+        return run
+    return run.model_copy(
+        update={
+            "notices": [
+                n.model_copy(update={"state": NoticeState.NOT_NEEDED})
+                if n.event is NoticeEvent.DURATION_WARNING and n.pending and not n.tries
+                else n
+                for n in run.notices
+            ]
+        }
+    )

@@ -170,6 +170,10 @@ def test_duration_warning_only_for_a_run_still_running(table_factory: TableFacto
         schedule={"at": "2026-06-01T12:07:00Z"},  # launched after `slow`, which takes the HANG
     )
     w.fake.outcomes.extend([FakeOutcome.HANG, FakeOutcome.SUCCESS])
+    w.run_until(T0 + timedelta(minutes=15))  # quick ended; its warning would be due at 12:37
+    [early] = w.run(quick).notices
+    assert w.run(quick).state is RunState.SUCCEEDED and early.state is NoticeState.NOT_NEEDED
+    assert w.run(quick).watch_at is None  # settled by the ending write: nothing left to watch
     w.run_until(T0 + timedelta(minutes=50))
     [warning] = bodies(w.poster)
     assert warning["event"] == "duration_warning" and warning["run"]["state"] == "RUNNING"
