@@ -10,6 +10,7 @@ import { ErrorAlert } from "./ErrorAlert";
 import { useRefresh } from "./JobActions";
 import { useAnnounce } from "./Status";
 import { StateText } from "./StateText";
+import { TableWrap } from "./TableWrap";
 
 const RUN_MS = 2000; // a pipeline run under way, read again this often
 const STEP_MS = 3000; // a running step's own run (its Databricks link, its attempts)
@@ -278,7 +279,7 @@ export function StepsTable({ steps, now, cancellable }: { steps: readonly Step[]
   const known = new Set(steps.map((s) => s.key));
   const actions = cancellable && steps.some((s) => s.state === "ACTIVE" && s.run_id);
   return (
-    <div className="table-wrap">
+    <TableWrap label="Steps">
       <table aria-label="Steps" className="steps">
         <thead>
           <tr>
@@ -299,7 +300,7 @@ export function StepsTable({ steps, now, cancellable }: { steps: readonly Step[]
           ))}
         </tbody>
       </table>
-    </div>
+    </TableWrap>
   );
 }
 
