@@ -204,23 +204,22 @@ def new_round(
     by: str,
 ) -> Run:
     """A round's run, SCHEDULED with its launch due now."""
-    run = Run(
+    run = Run.manual(
         tenant=tenant,
         job_id=job_id,
         run_key=manual_run_key(new_id(now)),
-        shard=shard,
-        trigger=Trigger.BATCH,
-        scheduled_for=now,
-        state=RunState.SCHEDULED,
         job_version=version,
-        created_at=now,
-        updated_at=now,
-        transitions={RunState.SCHEDULED.value: now},
-        reason=f"batch round {number} by {by}",
-        cause=Cause(kind=Trigger.BATCH),
-        batch=BatchProgress(
-            points=list(points), max_parallel=max_parallel, chunks=list(chunk_starts), round=number
-        ),
+        now=now,
+        shard=shard,
+    ).model_copy(
+        update={
+            "trigger": Trigger.BATCH,
+            "reason": f"batch round {number} by {by}",
+            "cause": Cause(kind=Trigger.BATCH),
+            "batch": BatchProgress(
+                points=list(points), max_parallel=max_parallel, chunks=list(chunk_starts), round=number
+            ),
+        }
     )
     return run.model_copy(update={"intent": launch_intent(run, 1, now)})
 
@@ -370,7 +369,11 @@ class Batches:
         """Cancel the running round (its points not started never start, its active ones are
         cancelled in Databricks too). A round that ended is returned as it is."""
         job = self._batch_job(tenant, job_id)
-        latest = self.view(job).rounds[0]
+        shard = job.shard or self.ctx.due_index.shard_for(job)
+        rounds = self.ctx.run_repository.history(shard, tenant, job_id, limit=1).items
+        if not rounds:
+            raise NotFound(f"batch {job_id} has no round yet")
+        latest = rounds[0]  # the newest round only: its points and values need not be read
         if latest.state.is_terminal:
             return latest
         return cancel(self.ctx, latest, f"cancelled by {actor.name}")
